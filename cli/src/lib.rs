@@ -1,0 +1,101 @@
+//! Tooling around routes.json shared by the `edgegate` command and the adapters' build
+//! scripts, so a bad file fails `check`, the Workers build and the Spin build alike.
+
+use std::path::{Path, PathBuf};
+
+use gateway_core::Gateway;
+
+/// The environment variable that selects the routes file (default `routes.json`).
+pub const ROUTES_ENV: &str = "GATEWAY_ROUTES";
+
+/// The repository root, from a crate directory inside it.
+pub fn repo_root(crate_dir: &Path) -> PathBuf {
+    crate_dir
+        .ancestors()
+        .find(|dir| dir.join("routes.json").is_file() && dir.join("Cargo.toml").is_file())
+        .unwrap_or(crate_dir)
+        .to_path_buf()
+}
+
+/// The routes file to use: `$GATEWAY_ROUTES` (relative to `root` unless absolute), else `root/routes.json`.
+pub fn routes_path(root: &Path, env_value: Option<&str>) -> PathBuf {
+    match env_value.filter(|v| !v.is_empty()) {
+        Some(value) if Path::new(value).is_absolute() => PathBuf::from(value),
+        Some(value) => root.join(value),
+        None => root.join("routes.json"),
+    }
+}
+
+/// Reads and compiles a routes file; the error lists every problem, one per line, each
+/// prefixed with the file name.
+pub fn load(path: &Path) -> Result<(String, Gateway), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
+    match Gateway::from_json(&text) {
+        Ok(gateway) => Ok((text, gateway)),
+        Err(errors) => Err(errors.iter().map(|e| format!("{}: {e}", path.display())).collect::<Vec<_>>().join("\n")),
+    }
+}
+
+/// The `allowed_outbound_hosts` a Spin manifest must list for this gateway.
+pub fn spin_allowed_hosts(gateway: &Gateway) -> Vec<String> {
+    gateway.upstream_origins()
+}
+
+/// Compares a spin.toml with the gateway's upstreams; the error names what is missing or extra.
+pub fn check_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<(), String> {
+    let current = manifest_hosts(manifest)?;
+    let wanted = spin_allowed_hosts(gateway);
+    if current == wanted {
+        return Ok(());
+    }
+    Err(format!(
+        "spin.toml: [component.edgegate] allowed_outbound_hosts is {current:?} but the routes file's upstreams need {wanted:?} (run `cargo run -p edgegate-cli -- spin-sync`)"
+    ))
+}
+
+fn manifest_hosts(manifest: &str) -> Result<Vec<String>, String> {
+    let doc: toml_edit::DocumentMut = manifest.parse().map_err(|e| format!("spin.toml: {e}"))?;
+    let hosts = doc
+        .get("component")
+        .and_then(|c| c.get("edgegate"))
+        .and_then(|c| c.get("allowed_outbound_hosts"))
+        .and_then(|h| h.as_array())
+        .ok_or("spin.toml: [component.edgegate] has no allowed_outbound_hosts list")?;
+    let mut hosts: Vec<String> = hosts.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect();
+    hosts.sort();
+    Ok(hosts)
+}
+
+/// The manifest with `allowed_outbound_hosts` set to what the gateway needs.
+pub fn sync_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<String, String> {
+    let mut doc: toml_edit::DocumentMut = manifest.parse().map_err(|e| format!("spin.toml: {e}"))?;
+    let component = doc
+        .get_mut("component")
+        .and_then(|c| c.get_mut("edgegate"))
+        .and_then(|c| c.as_table_mut())
+        .ok_or("spin.toml: no [component.edgegate] table")?;
+    let hosts: toml_edit::Array = spin_allowed_hosts(gateway).into_iter().collect();
+    component.insert("allowed_outbound_hosts", toml_edit::value(hosts));
+    Ok(doc.to_string())
+}
+
+/// For build scripts: validates the selected routes file and copies it to `OUT_DIR/routes.json`
+/// for `include_str!`. Returns the gateway so a target can check more (e.g. spin.toml).
+pub fn embed_for_build() -> Result<(PathBuf, Gateway), String> {
+    let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
+    let root = repo_root(&crate_dir);
+    let env_value = std::env::var(ROUTES_ENV).ok();
+    let path = routes_path(&root, env_value.as_deref());
+    println!("cargo:rerun-if-env-changed={ROUTES_ENV}");
+    println!("cargo:rerun-if-changed={}", path.display());
+    let (text, gateway) = load(&path)?;
+    std::fs::write(out_dir.join("routes.json"), text).map_err(|e| e.to_string())?;
+    Ok((root, gateway))
+}
+
+/// Ends a build script with the error list when the routes file is invalid.
+pub fn fail_build(message: &str) -> ! {
+    eprintln!("\nedgegate: the routes file is invalid; nothing was built.\n{message}\n");
+    std::process::exit(1)
+}

@@ -1,0 +1,426 @@
+//! Turns a [`RoutesFile`] into an immutable [`Gateway`], reporting every error at once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+
+use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
+use super::model::{Cors, RouteCors, RoutesFile};
+use crate::cors::{CorsPolicy, OriginPattern};
+use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};
+use crate::router::Router;
+use crate::Gateway;
+
+/// Default upstream timeout when neither the route nor `defaults` sets one.
+pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+/// Default request-body limit when neither the route nor `defaults` sets one.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
+const MAX_TIMEOUT_MS: u64 = 600_000;
+
+/// Parses and compiles a routes file. Structural errors (JSON syntax, unknown keys, wrong
+/// types) stop at the first one, because nothing after it can be read reliably; every
+/// semantic error is reported.
+pub fn from_json(text: &str) -> Result<Gateway, Vec<ConfigError>> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let file: RoutesFile = match serde_path_to_error::deserialize(&mut deserializer) {
+        Ok(file) => file,
+        Err(error) => return Err(vec![structural_error(&error)]),
+    };
+    if let Err(error) = deserializer.end() {
+        return Err(vec![ConfigError::new(Kind::Syntax, "$", error.to_string())]);
+    }
+    compile(&file)
+}
+
+fn structural_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
+    let inner = error.inner();
+    let path = match error.path().to_string().as_str() {
+        "." => "$".to_owned(),
+        path => path.to_owned(),
+    };
+    let message = strip_position(&inner.to_string());
+    if inner.is_syntax() || inner.is_eof() {
+        return ConfigError::new(Kind::Syntax, "$", inner.to_string()).hint("the file must be valid JSON");
+    }
+    if let Some(rest) = message.strip_prefix("unknown field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
+        let at = if path == "$" { field.to_owned() } else { format!("{path}.{field}") };
+        let error = ConfigError::new(Kind::UnknownField, at, format!("unknown field \"{field}\""));
+        return match did_you_mean(field, expected.iter().copied()) {
+            Some(hint) => error.hint(hint),
+            None => error.hint(format!("allowed here: {}", expected.join(", "))),
+        };
+    }
+    if let Some(rest) = message.strip_prefix("missing field `") {
+        let field = rest.split('`').next().unwrap_or_default();
+        return ConfigError::new(Kind::MissingField, path, format!("missing required field \"{field}\""));
+    }
+    ConfigError::new(Kind::InvalidValue, path, message)
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message.get(..index).unwrap_or(message).to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+struct Compiler {
+    errors: Vec<ConfigError>,
+}
+
+impl Compiler {
+    fn error(&mut self, kind: Kind, path: impl Into<String>, reason: impl Into<String>) -> &mut ConfigError {
+        self.errors.push(ConfigError::new(kind, path, reason));
+        let last = self.errors.len() - 1;
+        #[allow(clippy::indexing_slicing)] // just pushed
+        &mut self.errors[last]
+    }
+}
+
+/// Compiles an already-parsed file.
+pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
+    let mut c = Compiler { errors: Vec::new() };
+    if file.version != 1 {
+        c.error(Kind::UnsupportedVersion, "version", format!("unsupported version {}", file.version))
+            .hint = Some("this gateway reads version 1".into());
+    }
+
+    let mut upstreams = Vec::new();
+    let mut upstream_index = HashMap::new();
+    for (name, upstream) in &file.upstreams {
+        let path = format!("upstreams.{name}");
+        if !is_identifier(name) {
+            c.error(Kind::InvalidValue, &path, format!("invalid upstream name \"{name}\""))
+                .hint = Some("use letters, digits, '-', '_' and '.'".into());
+        }
+        match parse_upstream_url(&upstream.url) {
+            Ok(target) => {
+                upstream_index.insert(name.as_str(), upstreams.len());
+                upstreams.push(target);
+            }
+            Err((reason, hint)) => {
+                c.error(Kind::InvalidValue, format!("{path}.url"), reason).hint = Some(hint.into());
+            }
+        }
+    }
+
+    let defaults = &file.defaults;
+    let default_timeout = check_timeout(&mut c, "defaults.timeout_ms", defaults.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
+    let default_body = defaults.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let mut cors_policies = Vec::new();
+    let default_cors = defaults.cors.as_ref().and_then(|cors| {
+        let policy = compile_cors(&mut c, "defaults.cors", cors, None)?;
+        cors_policies.push(policy);
+        Some(cors_policies.len() - 1)
+    });
+
+    let mut routes = Vec::new();
+    let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut templates: Vec<(String, usize)> = Vec::new();
+    for (index, route) in file.routes.iter().enumerate() {
+        let at = format!("routes[{index}]");
+        if !is_identifier(&route.id) {
+            c.error(Kind::InvalidValue, format!("{at}.id"), format!("invalid route id \"{}\"", route.id))
+                .hint = Some("use letters, digits, '-', '_' and '.'".into());
+        }
+        if let Some(first) = ids.insert(&route.id, index) {
+            c.error(Kind::DuplicateRouteId, format!("{at}.id"), format!("route id \"{}\" is already used by routes[{first}]", route.id))
+                .hint = Some("route ids must be unique".into());
+        }
+
+        let params = match template_params(&route.matcher.path) {
+            Ok(params) => params,
+            Err(reason) => {
+                c.error(Kind::InvalidPathTemplate, format!("{at}.match.path"), reason)
+                    .hint = Some("write e.g. \"/users/{id}\" or \"/static/{*rest}\"".into());
+                Vec::new()
+            }
+        };
+
+        let methods = compile_methods(&mut c, &format!("{at}.match.methods"), route.matcher.methods.as_deref());
+        let host = route.matcher.host.as_deref().and_then(|host| match HostPattern::parse(host) {
+            Some(pattern) => Some(pattern),
+            None => {
+                c.error(Kind::InvalidValue, format!("{at}.match.host"), format!("invalid host pattern \"{host}\""))
+                    .hint = Some("write \"api.example.com\" or \"*.example.com\", without scheme or port".into());
+                None
+            }
+        });
+        let mut headers = Vec::new();
+        for (name, value) in route.matcher.headers.iter().flatten() {
+            match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
+                (Ok(name), Ok(value)) => headers.push((name, value)),
+                _ => {
+                    c.error(Kind::InvalidValue, format!("{at}.match.headers.{name}"), format!("invalid header matcher \"{name}: {value}\""));
+                }
+            }
+        }
+        headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+
+        let upstream = match upstream_index.get(route.upstream.as_str()) {
+            Some(&u) => u,
+            None => {
+                let error = c.error(Kind::UnknownUpstream, format!("{at}.upstream"), format!("unknown upstream \"{}\"", route.upstream));
+                error.hint = did_you_mean(&route.upstream, file.upstreams.keys().map(String::as_str))
+                    .or_else(|| Some("declare it under \"upstreams\"".into()));
+                usize::MAX
+            }
+        };
+
+        let path_plan = match (&route.strip_prefix, &route.rewrite) {
+            (Some(_), Some(_)) => {
+                c.error(Kind::InvalidValue, format!("{at}.rewrite"), "\"strip_prefix\" and \"rewrite\" exclude each other")
+                    .hint = Some("keep one of them".into());
+                PathPlan::AsIs
+            }
+            (Some(prefix), None) => {
+                if is_strip_prefix_of(prefix, &route.matcher.path) {
+                    PathPlan::StripPrefix(prefix.as_str().into())
+                } else {
+                    c.error(Kind::InvalidValue, format!("{at}.strip_prefix"), format!("\"{prefix}\" is not a literal prefix of the path \"{}\"", route.matcher.path))
+                        .hint = Some("it must start with '/', end before a '/' of the path and contain no parameter".into());
+                    PathPlan::AsIs
+                }
+            }
+            (None, Some(rewrite)) => match parse_rewrite(rewrite, &params) {
+                Ok(pieces) => PathPlan::Rewrite(pieces),
+                Err((kind, reason, hint)) => {
+                    c.error(kind, format!("{at}.rewrite"), reason).hint = Some(hint);
+                    PathPlan::AsIs
+                }
+            },
+            (None, None) => PathPlan::AsIs,
+        };
+
+        let timeout_ms = check_timeout(&mut c, &format!("{at}.timeout_ms"), route.timeout_ms).unwrap_or(default_timeout);
+        let cors = match &route.cors {
+            None => default_cors,
+            Some(RouteCors::Enabled(false)) => None,
+            Some(RouteCors::Enabled(true)) => {
+                c.error(Kind::InvalidValue, format!("{at}.cors"), "`true` is not a CORS policy")
+                    .hint = Some("write a policy object, or false to turn CORS off".into());
+                None
+            }
+            Some(RouteCors::Policy(cors)) => compile_cors(&mut c, &format!("{at}.cors"), cors, methods.as_deref()).map(|policy| {
+                cors_policies.push(policy);
+                cors_policies.len() - 1
+            }),
+        };
+
+        templates.push((route.matcher.path.clone(), index));
+        routes.push(CompiledRoute {
+            id: route.id.as_str().into(),
+            methods,
+            host,
+            headers: headers.into(),
+            upstream,
+            path: path_plan,
+            timeout: Duration::from_millis(timeout_ms),
+            max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
+            cors,
+        });
+    }
+
+    let router = Router::build(&routes, &templates, &mut c.errors);
+    if c.errors.is_empty() {
+        Ok(Gateway {
+            router,
+            routes: routes.into(),
+            upstreams: upstreams.into(),
+            cors: cors_policies.into(),
+            default_cors,
+            trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
+        })
+    } else {
+        Err(c.errors)
+    }
+}
+
+fn check_timeout(c: &mut Compiler, at: &str, value: Option<u64>) -> Option<u64> {
+    let value = value?;
+    if (1..=MAX_TIMEOUT_MS).contains(&value) {
+        Some(value)
+    } else {
+        c.error(Kind::InvalidValue, at, format!("timeout {value} ms is out of range"))
+            .hint = Some(format!("use 1 to {MAX_TIMEOUT_MS}"));
+        None
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+fn compile_methods(c: &mut Compiler, at: &str, methods: Option<&[String]>) -> Option<Box<[Method]>> {
+    let methods = methods?;
+    if methods.is_empty() {
+        c.error(Kind::InvalidValue, at, "an empty method list matches nothing")
+            .hint = Some("leave \"methods\" out to accept every method".into());
+        return None;
+    }
+    let mut compiled: Vec<Method> = Vec::new();
+    for (i, name) in methods.iter().enumerate() {
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_uppercase() || b == b'-');
+        match Method::from_bytes(name.as_bytes()) {
+            Ok(method) if valid => {
+                if compiled.contains(&method) {
+                    c.error(Kind::InvalidValue, format!("{at}[{i}]"), format!("method \"{name}\" is listed twice"));
+                } else {
+                    compiled.push(method);
+                }
+            }
+            _ => {
+                c.error(Kind::InvalidValue, format!("{at}[{i}]"), format!("invalid method \"{name}\""))
+                    .hint = Some("methods are upper case, e.g. \"GET\"".into());
+            }
+        }
+    }
+    Some(compiled.into())
+}
+
+/// Parameter names a path template captures, or why it is not a template.
+fn template_params(path: &str) -> Result<Vec<String>, String> {
+    if !path.starts_with('/') {
+        return Err(format!("path \"{path}\" must start with '/'"));
+    }
+    if path.contains(['?', '#']) {
+        return Err(format!("path \"{path}\" must not contain a query or fragment"));
+    }
+    let mut params = Vec::new();
+    let mut segments = path.split('/').peekable();
+    while let Some(segment) = segments.next() {
+        if let Some(open) = segment.find('{') {
+            let inner = segment.get(open + 1..).and_then(|s| s.strip_suffix('}'));
+            let Some(inner) = inner else {
+                return Err(format!("parameter in \"{segment}\" must end the segment with '}}'"));
+            };
+            let (catch_all, name) = match inner.strip_prefix('*') {
+                Some(name) => (true, name),
+                None => (false, inner),
+            };
+            if catch_all && (open != 0 || segments.peek().is_some()) {
+                return Err(format!("catch-all \"{segment}\" must be the whole last segment"));
+            }
+            if !is_identifier(name) || name.contains(['{', '}']) {
+                return Err(format!("invalid parameter name \"{name}\""));
+            }
+            if params.iter().any(|p| p == name) {
+                return Err(format!("parameter \"{name}\" appears twice"));
+            }
+            params.push(name.to_owned());
+        } else if segment.contains('}') {
+            return Err(format!("unmatched '}}' in \"{segment}\""));
+        }
+    }
+    Ok(params)
+}
+
+fn is_strip_prefix_of(prefix: &str, path: &str) -> bool {
+    prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && !prefix.contains(['{', '}'])
+        && path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+fn parse_rewrite(template: &str, params: &[String]) -> Result<Box<[Piece]>, (Kind, String, String)> {
+    let invalid = |reason: String| (Kind::InvalidValue, reason, "write e.g. \"/v2/users/{id}\"".to_owned());
+    if !template.starts_with('/') {
+        return Err(invalid(format!("rewrite \"{template}\" must start with '/'")));
+    }
+    let mut pieces = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let (literal, after) = rest.split_at(open);
+        if !literal.is_empty() {
+            pieces.push(Piece::Literal(literal.into()));
+        }
+        let Some(close) = after.find('}') else {
+            return Err(invalid(format!("unclosed '{{' in \"{template}\"")));
+        };
+        let name = after.get(1..close).unwrap_or_default();
+        let name = name.strip_prefix('*').unwrap_or(name);
+        if !params.iter().any(|p| p == name) {
+            let hint = did_you_mean(name, params.iter().map(String::as_str))
+                .unwrap_or_else(|| format!("the path captures: {}", if params.is_empty() { "nothing".into() } else { params.join(", ") }));
+            return Err((Kind::UnknownParameter, format!("rewrite uses \"{{{name}}}\", which the path does not capture"), hint));
+        }
+        pieces.push(Piece::Param(name.into()));
+        rest = after.get(close + 1..).unwrap_or_default();
+    }
+    if rest.contains('}') {
+        return Err(invalid(format!("unmatched '}}' in \"{template}\"")));
+    }
+    if !rest.is_empty() {
+        pieces.push(Piece::Literal(rest.into()));
+    }
+    Ok(pieces.into())
+}
+
+fn parse_upstream_url(url: &str) -> Result<UpstreamTarget, (String, &'static str)> {
+    let hint = "write e.g. \"https://users.internal.example.com/api\"";
+    let uri: http::Uri = url.parse().map_err(|_| (format!("invalid URL \"{url}\""), hint))?;
+    let scheme = match uri.scheme_str() {
+        Some("http") | Some("https") => uri.scheme().cloned(),
+        _ => None,
+    };
+    let (Some(scheme), Some(authority)) = (scheme, uri.authority().cloned()) else {
+        return Err((format!("URL \"{url}\" needs an http:// or https:// scheme and a host"), hint));
+    };
+    if authority.as_str().contains('@') {
+        return Err((format!("URL \"{url}\" must not carry credentials"), "send credentials as headers, never in routes.json"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err((format!("URL \"{url}\" must not have a query or fragment"), hint));
+    }
+    let base_path = uri.path().trim_end_matches('/');
+    Ok(UpstreamTarget { scheme, authority, base_path: base_path.into() })
+}
+
+fn compile_cors(c: &mut Compiler, at: &str, cors: &Cors, route_methods: Option<&[Method]>) -> Option<CorsPolicy> {
+    let errors_before = c.errors.len();
+    let mut origins = Vec::new();
+    for (i, origin) in cors.allow_origins.iter().enumerate() {
+        match OriginPattern::parse(origin) {
+            Some(pattern) => origins.push(pattern),
+            None => {
+                c.error(Kind::InvalidValue, format!("{at}.allow_origins[{i}]"), format!("invalid origin \"{origin}\""))
+                    .hint = Some("write \"https://app.example.com\", \"https://*.example.com\" or \"*\"".into());
+            }
+        }
+    }
+    let credentials = cors.allow_credentials.unwrap_or(false);
+    if credentials && origins.iter().any(|o| matches!(o, OriginPattern::Any)) {
+        c.error(Kind::InvalidValue, format!("{at}.allow_credentials"), "credentials cannot be allowed for origin \"*\"")
+            .hint = Some("list the origins explicitly".into());
+    }
+    let methods = match &cors.allow_methods {
+        Some(list) => compile_methods(c, &format!("{at}.allow_methods"), Some(list)).unwrap_or_default(),
+        None => route_methods.map(<[Method]>::to_vec).map(Into::into).unwrap_or_else(|| [Method::GET, Method::HEAD, Method::POST].into()),
+    };
+    let mut header_list = |key: &str, names: &Option<Vec<String>>| -> Vec<HeaderName> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().flatten().enumerate() {
+            match HeaderName::try_from(name.as_str()) {
+                Ok(name) => out.push(name),
+                Err(_) => {
+                    c.error(Kind::InvalidValue, format!("{at}.{key}[{i}]"), format!("invalid header name \"{name}\""));
+                }
+            }
+        }
+        out
+    };
+    let allow_headers = header_list("allow_headers", &cors.allow_headers);
+    let expose_headers = header_list("expose_headers", &cors.expose_headers);
+    if let Some(age) = cors.max_age_s.filter(|age| *age > 86_400) {
+        c.error(Kind::InvalidValue, format!("{at}.max_age_s"), format!("max age {age} s is out of range"))
+            .hint = Some("use 0 to 86400".into());
+    }
+    if c.errors.len() > errors_before {
+        return None;
+    }
+    Some(CorsPolicy::new(origins, &methods, &allow_headers, &expose_headers, credentials, cors.max_age_s))
+}

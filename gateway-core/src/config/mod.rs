@@ -1,0 +1,18 @@
+//! routes.json: the serde model ([`RoutesFile`]), its compilation into a
+//! [`crate::Gateway`] and its JSON Schema.
+
+mod compile;
+mod error;
+mod model;
+
+pub use compile::{compile, from_json, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
+pub use error::{ConfigError, ConfigErrorKind};
+pub use model::{Cors, Defaults, Match, Route, RouteCors, RoutesFile, Upstream};
+
+/// The JSON Schema of routes.json, pretty-printed; `routes.schema.json` is this text.
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(RoutesFile);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -1,0 +1,242 @@
+//! The one async orchestration. Phases, in order: match route → CORS preflight → request
+//! checks (path, body size) → forward → response hygiene → observability headers → log.
+//! Every rejection is a response; nothing here fails or panics.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
+
+use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CONTENT_LENGTH, HOST, ORIGIN};
+use http::request::Parts;
+use http::{HeaderValue, Method, Request, Response};
+
+use crate::hygiene::{self, SERVER_TIMING, X_REQUEST_ID};
+use crate::log::AccessRecord;
+use crate::ports::{Body, BodyError, Client, FetchError, Platform};
+use crate::problem::{problem, ProblemKind};
+use crate::router::RouteMatch;
+use crate::Gateway;
+
+/// What the log and the observability headers need to know about the request's journey.
+struct Outcome<B> {
+    response: Response<B>,
+    route: Option<usize>,
+    upstream_status: Option<u16>,
+    upstream_ms: Option<u64>,
+    /// The CORS policy that decorates the response, if any.
+    cors: Option<usize>,
+}
+
+impl<B> Outcome<B> {
+    fn local(response: Response<B>, route: Option<usize>, cors: Option<usize>) -> Self {
+        Self { response, route, upstream_status: None, upstream_ms: None, cors }
+    }
+}
+
+/// Handles one request end to end. Never fails: every rejection is a problem response.
+pub async fn handle<P: Platform>(gateway: &Gateway, platform: &P, request: Request<P::Body>, client: &Client) -> Response<P::Body> {
+    let started = platform.now();
+    let (mut parts, body) = request.into_parts();
+
+    let request_id = match parts.headers.get(&X_REQUEST_ID) {
+        Some(id) if gateway.trust_forwarded || hygiene::is_well_formed_request_id(id.as_bytes()) => id.clone(),
+        _ => hygiene::new_request_id(platform),
+    };
+    let request_id_str = request_id.to_str().unwrap_or_default().to_owned();
+    let origin = parts.headers.get(ORIGIN).cloned();
+
+    let outcome = route_and_forward(gateway, platform, &mut parts, body, client, &request_id, &request_id_str).await;
+
+    let Outcome { mut response, route, upstream_status, upstream_ms, cors } = outcome;
+    let finished = platform.now();
+    let duration_ms = finished.saturating_sub(started);
+    let headers = response.headers_mut();
+    if response_is_not_upgrade(upstream_status) {
+        hygiene::strip_hop_by_hop(headers);
+    }
+    headers.insert(&X_REQUEST_ID, request_id);
+    let timing = match upstream_ms {
+        Some(upstream) => format!("edgegate;dur={}, upstream;dur={upstream}", duration_ms.saturating_sub(upstream)),
+        None => format!("edgegate;dur={duration_ms}"),
+    };
+    if let Ok(timing) = HeaderValue::try_from(timing) {
+        headers.append(&SERVER_TIMING, timing);
+    }
+    if let Some(policy) = cors.and_then(|i| gateway.cors.get(i)) {
+        policy.decorate(origin.as_ref(), headers);
+    }
+
+    let route_id = route.and_then(|i| gateway.routes.get(i)).map(|r| &*r.id);
+    let record = AccessRecord {
+        time: started,
+        request_id: &request_id_str,
+        route: route_id,
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        status: response.status().as_u16(),
+        upstream_status,
+        duration_ms,
+        upstream_ms,
+    };
+    platform.log(&record.to_json());
+    response
+}
+
+fn response_is_not_upgrade(upstream_status: Option<u16>) -> bool {
+    upstream_status != Some(101)
+}
+
+/// The request's host without port: from the URI authority, else the `Host` header.
+fn request_host(parts: &Parts) -> Option<&str> {
+    if let Some(authority) = parts.uri.authority() {
+        return Some(authority.host());
+    }
+    let host = parts.headers.get(HOST)?.to_str().ok()?;
+    Some(match host.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or(host, |(ip, _)| host.get(..ip.len() + 2).unwrap_or(host)),
+        None => host.split_once(':').map_or(host, |(name, _)| name),
+    })
+}
+
+fn original_authority(parts: &Parts) -> Option<&str> {
+    match parts.uri.authority() {
+        Some(authority) => Some(authority.as_str()),
+        None => parts.headers.get(HOST)?.to_str().ok(),
+    }
+}
+
+async fn route_and_forward<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    parts: &mut Parts,
+    body: P::Body,
+    client: &Client,
+    request_id: &HeaderValue,
+    request_id_str: &str,
+) -> Outcome<P::Body> {
+    let path = parts.uri.path();
+    if !path.starts_with('/') || hygiene::has_dot_segment(path) {
+        let response = problem(ProblemKind::BadRequest, "The path must not contain '.' or '..' segments.", request_id_str);
+        return Outcome::local(response, None, gateway.default_cors);
+    }
+    let host = request_host(parts);
+
+    // A CORS preflight is matched as the request it announces.
+    let preflight_method = match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {
+        (&Method::OPTIONS, Some(_), Some(requested)) => Method::from_bytes(requested.as_bytes()).ok(),
+        _ => None,
+    };
+    if let (Some(requested), Some(origin)) = (&preflight_method, parts.headers.get(ORIGIN)) {
+        if let RouteMatch::Found { route, .. } = gateway.router.find(&gateway.routes, requested, host, &parts.headers, path) {
+            if let Some(policy) = gateway.routes.get(route).and_then(|r| r.cors).and_then(|i| gateway.cors.get(i)) {
+                return match policy.preflight(origin, requested, &parts.headers) {
+                    Ok(headers) => {
+                        let mut response = Response::new(P::Body::empty());
+                        *response.status_mut() = http::StatusCode::NO_CONTENT;
+                        response.headers_mut().extend(headers);
+                        // Already decorated; the origin is echoed only when allowed.
+                        Outcome::local(response, Some(route), None)
+                    }
+                    Err(refusal) => {
+                        let detail = match refusal {
+                            crate::cors::PreflightRefusal::Origin => "This origin is not allowed.",
+                            crate::cors::PreflightRefusal::Method => "This method is not allowed for cross-origin requests.",
+                            crate::cors::PreflightRefusal::Headers => "A requested header is not allowed for cross-origin requests.",
+                        };
+                        Outcome::local(problem(ProblemKind::CorsRejected, detail, request_id_str), Some(route), None)
+                    }
+                };
+            }
+        }
+    }
+
+    let (route_index, params) = match gateway.router.find(&gateway.routes, &parts.method, host, &parts.headers, path) {
+        RouteMatch::Found { route, params } => (route, params),
+        RouteMatch::MethodNotAllowed { allow } => {
+            let mut response = problem(ProblemKind::MethodNotAllowed, "This path does not accept this method.", request_id_str);
+            let list = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            if let Ok(list) = HeaderValue::try_from(list) {
+                response.headers_mut().insert(ALLOW, list);
+            }
+            return Outcome::local(response, None, gateway.default_cors);
+        }
+        RouteMatch::NotFound => {
+            return Outcome::local(problem(ProblemKind::RouteNotFound, "No route matches this request.", request_id_str), None, gateway.default_cors);
+        }
+    };
+    let route = gateway.routes.get(route_index);
+    let Some((route, upstream)) = route.and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?))) else {
+        return Outcome::local(problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str), None, None);
+    };
+    let local = |kind: ProblemKind, detail: &str| Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors);
+
+    // Body limit: a declared length is checked before reading; an undeclared one is counted.
+    let body = match parts.headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
+        Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
+        Some(Some(length)) if length > route.max_body_bytes => {
+            return local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
+        }
+        Some(Some(_)) => body,
+        None if body.is_known_empty() => body,
+        None => match body.collect(route.max_body_bytes).await {
+            Ok(bytes) => {
+                if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
+                    parts.headers.insert(CONTENT_LENGTH, length);
+                }
+                P::Body::from_bytes(bytes)
+            }
+            Err(BodyError::TooLarge) => {
+                return local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
+            }
+            Err(_) => return local(ProblemKind::BadRequest, "The request body could not be read."),
+        },
+    };
+
+    let uri = match upstream.uri_for(&route.path, path, &params, parts.uri.query()) {
+        Ok(uri) => uri,
+        Err(_) => return local(ProblemKind::BadRequest, "The request path cannot be forwarded."),
+    };
+    let original_host = original_authority(parts).map(str::to_owned);
+    let mut headers = std::mem::take(&mut parts.headers);
+    hygiene::strip_hop_by_hop(&mut headers);
+    hygiene::set_forwarding(&mut headers, client, original_host.as_deref(), gateway.trust_forwarded);
+    headers.insert(&X_REQUEST_ID, request_id.clone());
+    hygiene::propagate_trace(&mut headers, platform);
+
+    let mut outbound = Request::new(body);
+    *outbound.method_mut() = parts.method.clone();
+    *outbound.uri_mut() = uri;
+    *outbound.headers_mut() = headers;
+
+    let sent = platform.now();
+    let result = with_timeout(platform.fetch(outbound), platform.sleep(route.timeout)).await;
+    let upstream_ms = Some(platform.now().saturating_sub(sent));
+    match result {
+        Some(Ok(response)) => Outcome {
+            upstream_status: Some(response.status().as_u16()),
+            response,
+            route: Some(route_index),
+            upstream_ms,
+            cors: route.cors,
+        },
+        Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
+        Some(Err(_)) => Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") },
+        None => Outcome { upstream_ms, ..local(ProblemKind::UpstreamTimeout, &format!("The upstream did not answer within {} ms.", route.timeout.as_millis())) },
+    }
+}
+
+/// `Some(output)` if `work` finishes first, `None` if `deadline` does.
+async fn with_timeout<F: Future>(work: F, deadline: impl Future<Output = ()>) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let mut deadline = pin!(deadline);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if deadline.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}

@@ -1,0 +1,91 @@
+//! The gateway's own answers: `application/problem+json` (RFC 9457) with a stable `type`.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+
+use crate::ports::Body;
+
+/// Every kind of answer the gateway produces itself. The `type` URI of each is stable and
+/// documented in the README; the `detail` is safe to show to clients.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// No route matches the request (404).
+    RouteNotFound,
+    /// A route matches the path but not the method (405, with `Allow`).
+    MethodNotAllowed,
+    /// The request is malformed: dot segments in the path, a bad `Content-Length` (400).
+    BadRequest,
+    /// The request body exceeds the route's limit (413).
+    PayloadTooLarge,
+    /// A CORS preflight was refused: origin, method or headers not allowed (403).
+    CorsRejected,
+    /// The upstream could not be reached (502).
+    UpstreamUnreachable,
+    /// The upstream did not answer within the route's timeout (504).
+    UpstreamTimeout,
+    /// The gateway failed in a way that is not the client's fault (500).
+    Internal,
+}
+
+impl ProblemKind {
+    /// The HTTP status of this kind.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::CorsRejected => StatusCode::FORBIDDEN,
+            Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `type` URI.
+    pub fn type_uri(self) -> &'static str {
+        match self {
+            Self::RouteNotFound => "urn:edgegate:problem:route-not-found",
+            Self::MethodNotAllowed => "urn:edgegate:problem:method-not-allowed",
+            Self::BadRequest => "urn:edgegate:problem:bad-request",
+            Self::PayloadTooLarge => "urn:edgegate:problem:payload-too-large",
+            Self::CorsRejected => "urn:edgegate:problem:cors-rejected",
+            Self::UpstreamUnreachable => "urn:edgegate:problem:upstream-unreachable",
+            Self::UpstreamTimeout => "urn:edgegate:problem:upstream-timeout",
+            Self::Internal => "urn:edgegate:problem:internal",
+        }
+    }
+
+    /// A short human title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::RouteNotFound => "No route matches this request",
+            Self::MethodNotAllowed => "Method not allowed",
+            Self::BadRequest => "Bad request",
+            Self::PayloadTooLarge => "Request body too large",
+            Self::CorsRejected => "CORS preflight refused",
+            Self::UpstreamUnreachable => "Upstream unreachable",
+            Self::UpstreamTimeout => "Upstream timed out",
+            Self::Internal => "Internal gateway error",
+        }
+    }
+}
+
+/// A problem response. `detail` must be client-safe: never an internal error message.
+pub fn problem<B: Body>(kind: ProblemKind, detail: &str, request_id: &str) -> Response<B> {
+    let body = serde_json::json!({
+        "type": kind.type_uri(),
+        "title": kind.title(),
+        "status": kind.status().as_u16(),
+        "detail": detail,
+        "request_id": request_id,
+    });
+    let mut response = Response::new(B::from_bytes(Bytes::from(body.to_string())));
+    *response.status_mut() = kind.status();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}

@@ -1,0 +1,126 @@
+//! Route matching: a pure function of the compiled routes and the request line.
+//!
+//! Priority, highest first:
+//! 1. the path: a literal segment beats a `{param}`, which beats a `{*catch_all}`;
+//! 2. among routes with the same path template: an exact `host` beats a wildcard host
+//!    (the longer wildcard first), which beats no host;
+//! 3. then the route with more header conditions;
+//! 4. then the route written first.
+//!
+//! Two routes with the same path template, host and headers whose methods overlap would
+//! shadow each other; that is a configuration error, not a tie-break.
+
+use http::{HeaderMap, Method};
+
+use crate::config::{ConfigError, ConfigErrorKind};
+use crate::route::{CompiledRoute, HostPattern};
+
+#[derive(Debug, Default)]
+pub(crate) struct Router {
+    paths: matchit::Router<usize>,
+    /// Per path template, route indices in priority order.
+    candidates: Box<[Box<[usize]>]>,
+}
+
+/// The outcome of matching one request.
+#[derive(Debug)]
+pub(crate) enum RouteMatch<'r, 'p> {
+    Found { route: usize, params: matchit::Params<'r, 'p> },
+    /// The path matched but no route accepts the method; the methods that would.
+    MethodNotAllowed { allow: Vec<Method> },
+    NotFound,
+}
+
+impl Router {
+    pub fn build(routes: &[CompiledRoute], templates: &[(String, usize)], errors: &mut Vec<ConfigError>) -> Self {
+        let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (template, index) in templates {
+            match groups.iter_mut().find(|(t, _)| *t == template.as_str()) {
+                Some((_, members)) => members.push(*index),
+                None => groups.push((template, vec![*index])),
+            }
+        }
+        let mut paths = matchit::Router::new();
+        let mut candidates = Vec::with_capacity(groups.len());
+        for (template, mut members) in groups {
+            let first = members.first().copied().unwrap_or_default();
+            if let Err(error) = paths.insert(template, candidates.len()) {
+                let (kind, reason, hint) = match &error {
+                    matchit::InsertError::Conflict { with } => {
+                        let other = templates.iter().find(|(t, _)| t == with).map(|(_, i)| *i);
+                        let with = match other {
+                            Some(i) => format!("routes[{i}] (\"{with}\")"),
+                            None => format!("\"{with}\""),
+                        };
+                        (ConfigErrorKind::ConflictingRoutes, format!("path \"{template}\" conflicts with {with}"), "give parameters in the same position the same name, or make the paths differ by a literal segment")
+                    }
+                    other => (ConfigErrorKind::InvalidPathTemplate, format!("path \"{template}\": {other}"), "write e.g. \"/users/{id}\" or \"/static/{*rest}\""),
+                };
+                errors.push(ConfigError::new(kind, format!("routes[{first}].match.path"), reason).hint(hint));
+                continue;
+            }
+            // Stable sort keeps file order as the last tie-break.
+            members.sort_by_key(|&i| {
+                routes.get(i).map(|r| (std::cmp::Reverse(HostPattern::specificity(r.host.as_ref())), std::cmp::Reverse(r.headers.len())))
+            });
+            report_shadowing(routes, &members, errors);
+            candidates.push(members.into_boxed_slice());
+        }
+        Self { paths, candidates: candidates.into() }
+    }
+
+    /// Finds the route for a request. `path` is the raw (percent-encoded) path; `host` has no port.
+    pub fn find<'r, 'p>(&'r self, routes: &[CompiledRoute], method: &Method, host: Option<&str>, headers: &HeaderMap, path: &'p str) -> RouteMatch<'r, 'p> {
+        let Ok(matched) = self.paths.at(path) else {
+            return RouteMatch::NotFound;
+        };
+        let Some(members) = self.candidates.get(*matched.value) else {
+            return RouteMatch::NotFound;
+        };
+        let mut any_conditions_met = false;
+        for &index in members.iter() {
+            let Some(route) = routes.get(index) else { continue };
+            if !route.accepts_host_and_headers(host, headers) {
+                continue;
+            }
+            if route.accepts_method(method) {
+                return RouteMatch::Found { route: index, params: matched.params };
+            }
+            any_conditions_met = true;
+        }
+        if !any_conditions_met {
+            return RouteMatch::NotFound;
+        }
+        let mut allow: Vec<Method> = Vec::new();
+        for route in members.iter().filter_map(|&i| routes.get(i)) {
+            if route.accepts_host_and_headers(host, headers) {
+                for method in route.methods.iter().flatten() {
+                    if !allow.contains(method) {
+                        allow.push(method.clone());
+                    }
+                }
+            }
+        }
+        RouteMatch::MethodNotAllowed { allow }
+    }
+}
+
+fn report_shadowing(routes: &[CompiledRoute], members: &[usize], errors: &mut Vec<ConfigError>) {
+    for (position, &later) in members.iter().enumerate() {
+        for &earlier in members.iter().take(position) {
+            let (Some(a), Some(b)) = (routes.get(earlier), routes.get(later)) else { continue };
+            let overlap = match (&a.methods, &b.methods) {
+                (Some(x), Some(y)) => x.iter().any(|m| y.contains(m)),
+                _ => true,
+            };
+            if a.host == b.host && a.headers == b.headers && overlap {
+                let (first, second) = if earlier < later { (earlier, later) } else { (later, earlier) };
+                let first_id = routes.get(first).map_or("", |r| &r.id);
+                errors.push(
+                    ConfigError::new(ConfigErrorKind::ConflictingRoutes, format!("routes[{second}].match"), format!("matches the same requests as routes[{first}] (\"{first_id}\"), so one of them is never taken"))
+                        .hint("make the methods disjoint, or add a host or header condition"),
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Cloudflare Workers adapter: web-sys requests in, gateway-core in the middle, web-sys
+//! responses out. Bodies stay JS `ReadableStream`s unless a policy reads them.
+#![allow(async_fn_in_trait)]
+
+use std::net::IpAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::{problem, Gateway, ProblemKind};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{event, Context, Env};
+
+const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+
+/// Compiled once per isolate. The build already validated the file, so the error arm is
+/// only reached if that guarantee is ever broken.
+fn gateway() -> Result<&'static Gateway, ()> {
+    static GATEWAY: OnceLock<Option<Gateway>> = OnceLock::new();
+    GATEWAY.get_or_init(|| Gateway::from_json(ROUTES).ok()).as_ref().ok_or(())
+}
+
+#[event(fetch)]
+async fn fetch(request: web_sys::Request, _env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
+    let platform = Workers;
+    let Ok(gateway) = gateway() else {
+        return into_web(problem(ProblemKind::Internal, "The gateway is misconfigured.", ""));
+    };
+    let client = Client {
+        ip: request.headers().get("cf-connecting-ip").ok().flatten().and_then(|ip| ip.parse::<IpAddr>().ok()),
+        https: request.url().starts_with("https:"),
+    };
+    let request = match from_web(request) {
+        Ok(request) => request,
+        Err(_) => return into_web(problem(ProblemKind::BadRequest, "The request could not be read.", "")),
+    };
+    let response = gateway_core::handle(gateway, &platform, request, &client).await;
+    into_web(response)
+}
+
+/// Headers Cloudflare adds to the incoming request; the gateway sets its own forwarding headers.
+const RUNTIME_HEADERS: [&str; 6] = ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
+
+fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
+    let mut headers = headers_from_web(&request.headers());
+    for name in RUNTIME_HEADERS {
+        headers.remove(name);
+    }
+    let body = request.body().map_or(JsBody::Empty, JsBody::Stream);
+    let mut builder = Request::builder().method(request.method().as_str()).uri(request.url());
+    if let Some(map) = builder.headers_mut() {
+        *map = headers;
+    }
+    builder.body(body)
+}
+
+fn headers_from_web(headers: &web_sys::Headers) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for entry in headers.entries().into_iter().flatten() {
+        let pair: js_sys::Array = entry.unchecked_into();
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+fn headers_to_web(map: &HeaderMap) -> Result<web_sys::Headers, JsValue> {
+    let headers = web_sys::Headers::new()?;
+    for (name, value) in map {
+        // Header values are bytes; JS wants a ByteString, which is Latin-1.
+        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+        headers.append(name.as_str(), &value)?;
+    }
+    Ok(headers)
+}
+
+fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
+    let (parts, body) = response.into_parts();
+    let init = web_sys::ResponseInit::new();
+    init.set_status(parts.status.as_u16());
+    init.set_headers(&headers_to_web(&parts.headers)?.into());
+    let response = match body {
+        JsBody::Empty => web_sys::Response::new_with_opt_readable_stream_and_init(None, &init)?,
+        JsBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?,
+        JsBody::Bytes(bytes) => {
+            let mut bytes = bytes.to_vec();
+            web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut bytes), &init)?
+        }
+    };
+    Ok(response)
+}
+
+/// A body as Workers holds it: a JS stream that is never copied into wasm unless a policy
+/// reads it, or bytes the gateway produced.
+#[derive(Debug)]
+pub enum JsBody {
+    Empty,
+    Stream(web_sys::ReadableStream),
+    Bytes(Bytes),
+}
+
+impl Body for JsBody {
+    fn empty() -> Self {
+        Self::Empty
+    }
+
+    fn from_bytes(bytes: Bytes) -> Self {
+        Self::Bytes(bytes)
+    }
+
+    fn is_known_empty(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Bytes(bytes) => bytes.is_empty(),
+            Self::Stream(_) => false,
+        }
+    }
+
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        let stream = match self {
+            Self::Empty => return Ok(Bytes::new()),
+            Self::Bytes(bytes) if bytes.len() as u64 > limit => return Err(BodyError::TooLarge),
+            Self::Bytes(bytes) => return Ok(bytes),
+            Self::Stream(stream) => stream,
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
+        let mut collected = Vec::new();
+        loop {
+            let step = JsFuture::from(reader.read()).await.map_err(|_| BodyError::Read)?;
+            let done = js_sys::Reflect::get(&step, &JsValue::from_str("done")).map_err(|_| BodyError::Read)?;
+            if done.as_bool().unwrap_or(true) {
+                return Ok(Bytes::from(collected));
+            }
+            let chunk = js_sys::Reflect::get(&step, &JsValue::from_str("value")).map_err(|_| BodyError::Read)?;
+            let chunk: js_sys::Uint8Array = chunk.dyn_into().map_err(|_| BodyError::Read)?;
+            if collected.len() as u64 + u64::from(chunk.length()) > limit {
+                let _ = reader.cancel();
+                return Err(BodyError::TooLarge);
+            }
+            let start = collected.len();
+            collected.resize(start + chunk.length() as usize, 0);
+            if let Some(target) = collected.get_mut(start..) {
+                chunk.copy_to(target);
+            }
+        }
+    }
+}
+
+/// The Workers platform: global `fetch`, `Date.now`, `setTimeout`, `crypto`, `console.log`.
+#[derive(Debug, Clone, Copy)]
+struct Workers;
+
+/// Aborts an in-flight fetch when the gateway stops waiting for it (timeout).
+struct AbortOnDrop(Option<web_sys::AbortController>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(controller) = self.0.take() {
+            controller.abort();
+        }
+    }
+}
+
+impl Fetch for Workers {
+    type Body = JsBody;
+
+    async fn fetch(&self, request: Request<JsBody>) -> Result<Response<JsBody>, FetchError> {
+        let invalid = |e: JsValue| FetchError::InvalidRequest(format!("{e:?}"));
+        let (parts, body) = request.into_parts();
+        let init = web_sys::RequestInit::new();
+        init.set_method(parts.method.as_str());
+        init.set_headers(&headers_to_web(&parts.headers).map_err(invalid)?.into());
+        // Redirects are the client's business: pass them through.
+        init.set_redirect(web_sys::RequestRedirect::Manual);
+        let controller = web_sys::AbortController::new().map_err(invalid)?;
+        init.set_signal(Some(&controller.signal()));
+        match body {
+            JsBody::Empty => {}
+            JsBody::Stream(stream) => init.set_body(&stream),
+            JsBody::Bytes(bytes) => init.set_body(&js_sys::Uint8Array::from(&bytes[..])),
+        }
+        let mut guard = AbortOnDrop(Some(controller));
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let promise = global.fetch_with_str_and_init(&parts.uri.to_string(), &init);
+        let response = JsFuture::from(promise).await.map_err(|e| FetchError::Unreachable(format!("{e:?}")))?;
+        guard.0 = None;
+        let response: web_sys::Response = response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
+        let body = response.body().map_or(JsBody::Empty, JsBody::Stream);
+        let mut out = Response::new(body);
+        *out.status_mut() = http::StatusCode::from_u16(response.status()).map_err(|_| FetchError::Unreachable("invalid status".into()))?;
+        *out.headers_mut() = headers_from_web(&response.headers());
+        Ok(out)
+    }
+}
+
+impl Clock for Workers {
+    fn now(&self) -> UnixMillis {
+        js_sys::Date::now() as UnixMillis
+    }
+}
+
+impl Sleep for Workers {
+    async fn sleep(&self, duration: Duration) {
+        worker::Delay::from(duration).await;
+    }
+}
+
+impl Entropy for Workers {
+    fn fill(&self, buf: &mut [u8]) {
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        if let Ok(crypto) = global.crypto() {
+            let _ = crypto.get_random_values_with_u8_array(buf);
+        }
+    }
+}
+
+impl AccessLog for Workers {
+    fn log(&self, line: &str) {
+        worker::console_log!("{line}");
+    }
+}
