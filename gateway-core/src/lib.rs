@@ -17,6 +17,7 @@
 //! The file format is specified in the README and by `routes.schema.json`, generated from
 //! [`config::RoutesFile`] (see [`config::json_schema`]).
 #![allow(async_fn_in_trait)]
+#![forbid(unsafe_code)]
 
 pub mod config;
 mod cors;

@@ -1,1 +1,267 @@
+//! Fermyon Spin adapter (spin-sdk 5.2, WASIp2): wasi-http requests in, gateway-core in the
+//! middle, a streamed wasi-http response out. Bodies stay wasi streams unless a policy reads them.
+#![allow(async_fn_in_trait)]
+// `#[http_component]` expands to the unsafe component-model export glue.
+#![allow(unsafe_code)]
 
+use std::net::{IpAddr, SocketAddr};
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{SinkExt, StreamExt};
+use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::{problem, Gateway, ProblemKind};
+use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme};
+use spin_sdk::http_component;
+
+const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+
+/// Headers the Spin host adds to the incoming request.
+const RUNTIME_HEADER_PREFIX: &str = "spin-";
+
+#[http_component]
+async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    // Spin instantiates the component per request, so this compiles once per request; the
+    // build has already validated the file.
+    let response = match Gateway::from_json(ROUTES) {
+        Ok(gateway) => {
+            let client = client_of(&request);
+            match from_wasi(request) {
+                Some(request) => gateway_core::handle(&gateway, &SpinPlatform, request, &client).await,
+                None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
+            }
+        }
+        Err(_) => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
+    };
+    send_response(response, response_out).await;
+}
+
+fn client_of(request: &IncomingRequest) -> Client {
+    let header = |name: &str| request.headers().get(&name.to_owned()).into_iter().next().and_then(|v| String::from_utf8(v).ok());
+    let ip = header("spin-client-addr").and_then(|addr| {
+        addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok()
+    });
+    Client { ip, https: matches!(request.scheme(), Some(Scheme::Https)) }
+}
+
+fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in request.headers().entries() {
+        if name.starts_with(RUNTIME_HEADER_PREFIX) {
+            continue;
+        }
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
+            headers.append(name, value);
+        }
+    }
+    let method = match request.method() {
+        Method::Get => http::Method::GET,
+        Method::Head => http::Method::HEAD,
+        Method::Post => http::Method::POST,
+        Method::Put => http::Method::PUT,
+        Method::Delete => http::Method::DELETE,
+        Method::Patch => http::Method::PATCH,
+        Method::Options => http::Method::OPTIONS,
+        Method::Connect => http::Method::CONNECT,
+        Method::Trace => http::Method::TRACE,
+        Method::Other(other) => http::Method::from_bytes(other.as_bytes()).ok()?,
+    };
+    let scheme = match request.scheme() {
+        Some(Scheme::Https) => "https",
+        _ => "http",
+    };
+    let authority = request.authority().or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+    let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
+    let uri = match authority {
+        Some(authority) => format!("{scheme}://{authority}{path}"),
+        None => path,
+    };
+    let mut builder = Request::builder().method(method).uri(uri);
+    if let Some(map) = builder.headers_mut() {
+        *map = headers;
+    }
+    builder.body(SpinBody::Request(request)).ok()
+}
+
+fn fields_of(headers: &HeaderMap) -> Fields {
+    let entries: Vec<(String, Vec<u8>)> = headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    Fields::from_list(&entries).unwrap_or_else(|_| Fields::new())
+}
+
+async fn send_response(response: Response<SpinBody>, response_out: ResponseOutparam) {
+    let (parts, body) = response.into_parts();
+    let outgoing = OutgoingResponse::new(fields_of(&parts.headers));
+    let _ = outgoing.set_status_code(parts.status.as_u16());
+    let mut sink = outgoing.take_body();
+    response_out.set(outgoing);
+    let _ = pump(body, &mut sink).await;
+}
+
+/// Copies a body into a wasi output stream chunk by chunk, never holding it whole.
+async fn pump(body: SpinBody, sink: &mut (impl futures::Sink<Vec<u8>, Error = wasi::io::streams::StreamError> + Unpin)) -> Result<(), ()> {
+    match body {
+        SpinBody::Empty => Ok(()),
+        SpinBody::Bytes(bytes) => sink.send(bytes.to_vec()).await.map_err(|_| ()),
+        SpinBody::Request(request) => {
+            let mut stream = request.into_body_stream();
+            while let Some(chunk) = stream.next().await {
+                sink.send(chunk.map_err(|_| ())?).await.map_err(|_| ())?;
+            }
+            Ok(())
+        }
+        SpinBody::Response(response) => {
+            let mut stream = response.take_body_stream();
+            while let Some(chunk) = stream.next().await {
+                sink.send(chunk.map_err(|_| ())?).await.map_err(|_| ())?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// A body as Spin holds it: an incoming wasi stream (request or upstream response), or bytes
+/// the gateway produced.
+#[derive(Debug)]
+pub enum SpinBody {
+    Empty,
+    Bytes(Bytes),
+    Request(IncomingRequest),
+    Response(IncomingResponse),
+}
+
+impl Body for SpinBody {
+    fn empty() -> Self {
+        Self::Empty
+    }
+
+    fn from_bytes(bytes: Bytes) -> Self {
+        Self::Bytes(bytes)
+    }
+
+    fn is_known_empty(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Bytes(bytes) => bytes.is_empty(),
+            Self::Request(_) | Self::Response(_) => false,
+        }
+    }
+
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        let mut collected = Vec::new();
+        let mut add = |chunk: Vec<u8>| {
+            if (collected.len() + chunk.len()) as u64 > limit {
+                return Err(BodyError::TooLarge);
+            }
+            collected.extend_from_slice(&chunk);
+            Ok(())
+        };
+        match self {
+            Self::Empty => {}
+            Self::Bytes(bytes) => add(bytes.to_vec())?,
+            Self::Request(request) => {
+                let mut stream = request.into_body_stream();
+                while let Some(chunk) = stream.next().await {
+                    add(chunk.map_err(|_| BodyError::Read)?)?;
+                }
+            }
+            Self::Response(response) => {
+                let mut stream = response.take_body_stream();
+                while let Some(chunk) = stream.next().await {
+                    add(chunk.map_err(|_| BodyError::Read)?)?;
+                }
+            }
+        }
+        Ok(Bytes::from(collected))
+    }
+}
+
+/// The Spin platform: wasi-http outbound, wasi clocks and random, stdout for the access log.
+#[derive(Debug, Clone, Copy)]
+struct SpinPlatform;
+
+impl Fetch for SpinPlatform {
+    type Body = SpinBody;
+
+    async fn fetch(&self, request: Request<SpinBody>) -> Result<Response<SpinBody>, FetchError> {
+        let (parts, body) = request.into_parts();
+        let outgoing = OutgoingRequest::new(fields_of(&parts.headers));
+        let method = match parts.method.as_str() {
+            "GET" => Method::Get,
+            "HEAD" => Method::Head,
+            "POST" => Method::Post,
+            "PUT" => Method::Put,
+            "DELETE" => Method::Delete,
+            "PATCH" => Method::Patch,
+            "OPTIONS" => Method::Options,
+            "CONNECT" => Method::Connect,
+            "TRACE" => Method::Trace,
+            other => Method::Other(other.to_owned()),
+        };
+        let invalid = |what: &str| FetchError::InvalidRequest(what.to_owned());
+        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+        let scheme = if parts.uri.scheme_str() == Some("https") { Scheme::Https } else { Scheme::Http };
+        outgoing.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
+        outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| invalid("authority"))?;
+        outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| invalid("path"))?;
+
+        let mut sink = outgoing.take_body();
+        let send = spin_sdk::http::send::<_, IncomingResponse>(outgoing);
+        let upload = async move {
+            let _ = pump(body, &mut sink).await;
+            drop(sink);
+        };
+        let (response, ()) = futures::join!(send, upload);
+        let response = response.map_err(|e| FetchError::Unreachable(e.to_string()))?;
+        let mut headers = HeaderMap::new();
+        for (name, value) in response.headers().entries() {
+            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
+                headers.append(name, value);
+            }
+        }
+        let status = http::StatusCode::from_u16(response.status()).map_err(|_| FetchError::Unreachable("invalid status".into()))?;
+        let mut out = Response::new(SpinBody::Response(response));
+        *out.status_mut() = status;
+        *out.headers_mut() = headers;
+        Ok(out)
+    }
+}
+
+impl Clock for SpinPlatform {
+    fn now(&self) -> UnixMillis {
+        let now = wasi::clocks::wall_clock::now();
+        now.seconds * 1000 + u64::from(now.nanoseconds / 1_000_000)
+    }
+}
+
+impl Sleep for SpinPlatform {
+    async fn sleep(&self, duration: Duration) {
+        let deadline = wasi::clocks::monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+        std::future::poll_fn(|cx| {
+            let pollable = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
+            if pollable.ready() {
+                return Poll::Ready(());
+            }
+            registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
+            Poll::Pending
+        })
+        .await;
+    }
+}
+
+impl Entropy for SpinPlatform {
+    fn fill(&self, buf: &mut [u8]) {
+        let random = wasi::random::random::get_random_bytes(buf.len() as u64);
+        for (target, source) in buf.iter_mut().zip(random) {
+            *target = source;
+        }
+    }
+}
+
+impl AccessLog for SpinPlatform {
+    fn log(&self, line: &str) {
+        println!("{line}");
+    }
+}
