@@ -195,6 +195,7 @@ fn build_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<
         }
     };
     Ok(ProxyPre::new(instance_pre)
+        .map_err(anyhow::Error::from)
         .context("component does not export wasi:http/incoming-handler@0.2.x")?)
 }
 
@@ -203,6 +204,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     config.wasm_component_model(true);
     let engine = Engine::new(&config)?;
     let component = Component::from_file(&engine, &args.component)
+        .map_err(anyhow::Error::from)
         .with_context(|| format!("loading component {}", args.component.display()))?;
     let pre = build_pre(&engine, &component)?;
 

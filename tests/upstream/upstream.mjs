@@ -1,0 +1,85 @@
+// A real HTTP upstream on 127.0.0.1 for the demo and the tests. Every request is recorded
+// (method, url, headers, body) so tests can assert what the upstream received.
+//
+//   GET  /hello              a greeting
+//   GET  /users/{id}         a user as JSON
+//   POST /users              201 with the received JSON echoed
+//   ANY  /slow?ms=N          answers after N ms (default 5000)
+//   ANY  /status/{code}      answers with that status and a JSON body
+//   ANY  /big?bytes=N        streams N bytes in 16 KiB chunks
+//   ANY  anything else       echoes the request as JSON
+import http from "node:http";
+
+export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}) {
+  const requests = [];
+  const server = http.createServer((req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      const url = new URL(req.url, "http://upstream");
+      requests.push({ method: req.method, url: req.url, path: url.pathname, headers: req.headers, body: body.toString("utf8"), bodyLength: body.length });
+      if (!quiet) console.log(`[${name}] ${req.method} ${req.url}`);
+      route(req, res, url, body, name);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => {
+      resolve({ server, requests, port: server.address().port, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
+    });
+  });
+}
+
+function json(res, status, value, headers = {}) {
+  const text = JSON.stringify(value);
+  res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
+  res.end(text);
+}
+
+function route(req, res, url, body, name) {
+  const path = url.pathname;
+  let m;
+  if (path === "/hello") return json(res, 200, { message: "Hello from the edgegate demo upstream", upstream: name });
+  if ((m = path.match(/^\/users\/([^/]+)$/))) return json(res, 200, { id: decodeURIComponent(m[1]), name: `User ${m[1]}`, upstream: name });
+  if (path === "/users" && req.method === "POST") return json(res, 201, { created: body.toString("utf8"), upstream: name }, { location: "/users/42" });
+  if (path === "/slow") {
+    const ms = Number(url.searchParams.get("ms") ?? 5000);
+    const timer = setTimeout(() => json(res, 200, { slept: ms }), ms);
+    res.on("close", () => clearTimeout(timer));
+    return;
+  }
+  if ((m = path.match(/^\/status\/(\d{3})$/))) {
+    return json(res, Number(m[1]), { upstream_error: Number(m[1]) }, { "x-upstream-header": "kept", "set-cookie": "a=b; Path=/" });
+  }
+  if (path === "/big") {
+    const total = Number(url.searchParams.get("bytes") ?? 1 << 20);
+    res.writeHead(200, { "content-type": "application/octet-stream" });
+    let sent = 0;
+    const chunk = Buffer.alloc(16384, 97);
+    const pump = () => {
+      while (sent < total) {
+        const n = Math.min(chunk.length, total - sent);
+        sent += n;
+        if (!res.write(n === chunk.length ? chunk : chunk.subarray(0, n))) return res.once("drain", pump);
+      }
+      res.end();
+    };
+    return pump();
+  }
+  return json(res, 200, {
+    upstream: name,
+    method: req.method,
+    url: req.url,
+    headers: req.headers,
+    body: body.toString("utf8"),
+  }, { connection: "keep-alive", "keep-alive": "timeout=60", "x-upstream": name, "server-timing": "db;dur=1" });
+}
+
+// `node tests/upstream/upstream.mjs [port]`: the demo upstream for `scripts/dev`.
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const port = Number(process.argv[2] ?? 8788);
+  const up = await startUpstream({ port, name: "demo", quiet: false });
+  console.log(`demo upstream listening on ${up.url}`);
+}
