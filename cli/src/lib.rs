@@ -8,6 +8,18 @@ use gateway_core::Gateway;
 /// The environment variable that selects the routes file (default `routes.json`).
 pub const ROUTES_ENV: &str = "GATEWAY_ROUTES";
 
+/// The environment variable that selects the Spin manifest checked against the routes
+/// file (default `spin.toml`): one manifest per gateway when `GATEWAY_ROUTES` selects another file.
+pub const SPIN_MANIFEST_ENV: &str = "EDGEGATE_SPIN_MANIFEST";
+
+/// The Spin manifest to check: `$EDGEGATE_SPIN_MANIFEST` (relative to `root` unless absolute), else `root/spin.toml`.
+pub fn spin_manifest_path(root: &Path, env_value: Option<&str>) -> PathBuf {
+    match env_value.filter(|v| !v.is_empty()) {
+        Some(value) => root.join(value),
+        None => root.join("spin.toml"),
+    }
+}
+
 /// The repository root, from a crate directory inside it.
 pub fn repo_root(crate_dir: &Path) -> PathBuf {
     crate_dir
@@ -49,18 +61,18 @@ pub fn check_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<(), Stri
         return Ok(());
     }
     Err(format!(
-        "spin.toml: [component.edgegate] allowed_outbound_hosts is {current:?} but the routes file's upstreams need {wanted:?} (run `cargo run -p edgegate-cli -- spin-sync`)"
+        "[component.edgegate] allowed_outbound_hosts is {current:?} but the routes file's upstreams need {wanted:?} (run `cargo run -p edgegate-cli -- spin-sync`)"
     ))
 }
 
 fn manifest_hosts(manifest: &str) -> Result<Vec<String>, String> {
-    let doc: toml_edit::DocumentMut = manifest.parse().map_err(|e| format!("spin.toml: {e}"))?;
+    let doc: toml_edit::DocumentMut = manifest.parse::<toml_edit::DocumentMut>().map_err(|e| e.to_string())?;
     let hosts = doc
         .get("component")
         .and_then(|c| c.get("edgegate"))
         .and_then(|c| c.get("allowed_outbound_hosts"))
         .and_then(|h| h.as_array())
-        .ok_or("spin.toml: [component.edgegate] has no allowed_outbound_hosts list")?;
+        .ok_or("[component.edgegate] has no allowed_outbound_hosts list")?;
     let mut hosts: Vec<String> = hosts.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect();
     hosts.sort();
     Ok(hosts)
@@ -68,12 +80,12 @@ fn manifest_hosts(manifest: &str) -> Result<Vec<String>, String> {
 
 /// The manifest with `allowed_outbound_hosts` set to what the gateway needs.
 pub fn sync_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<String, String> {
-    let mut doc: toml_edit::DocumentMut = manifest.parse().map_err(|e| format!("spin.toml: {e}"))?;
+    let mut doc: toml_edit::DocumentMut = manifest.parse::<toml_edit::DocumentMut>().map_err(|e| e.to_string())?;
     let component = doc
         .get_mut("component")
         .and_then(|c| c.get_mut("edgegate"))
         .and_then(|c| c.as_table_mut())
-        .ok_or("spin.toml: no [component.edgegate] table")?;
+        .ok_or("no [component.edgegate] table")?;
     let hosts: toml_edit::Array = spin_allowed_hosts(gateway).into_iter().collect();
     component.insert("allowed_outbound_hosts", toml_edit::value(hosts));
     Ok(doc.to_string())

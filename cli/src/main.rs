@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use edgegate_cli::{check_spin_manifest, load, repo_root, routes_path, sync_spin_manifest, ROUTES_ENV};
+use edgegate_cli::{check_spin_manifest, load, repo_root, routes_path, spin_manifest_path, sync_spin_manifest, ROUTES_ENV, SPIN_MANIFEST_ENV};
 
 const USAGE: &str = "usage: edgegate <command> [routes-file]
 
 commands:
-  check [FILE]      validate a routes file (default: $GATEWAY_ROUTES or routes.json) and spin.toml
+  check [FILE]      validate a routes file (default: $GATEWAY_ROUTES or routes.json) and the Spin
+                    manifest ($EDGEGATE_SPIN_MANIFEST or spin.toml) against it
   schema            print the JSON Schema of routes files
   spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams";
 
@@ -21,7 +22,7 @@ fn main() -> ExitCode {
             None => routes_path(&root, std::env::var(ROUTES_ENV).ok().as_deref()),
         }
     };
-    let manifest_path = root.join("spin.toml");
+    let manifest_path = spin_manifest_path(&root, std::env::var(SPIN_MANIFEST_ENV).ok().as_deref());
     match args.first().map(String::as_str) {
         Some("check") => {
             let path = file(args.get(1));
@@ -34,7 +35,7 @@ fn main() -> ExitCode {
             };
             if let Ok(manifest) = std::fs::read_to_string(&manifest_path) {
                 if let Err(error) = check_spin_manifest(&manifest, &gateway) {
-                    eprintln!("{error}");
+                    eprintln!("{}: {error}", manifest_path.display());
                     return ExitCode::FAILURE;
                 }
             }
@@ -48,9 +49,9 @@ fn main() -> ExitCode {
         Some("spin-sync") => {
             let path = file(args.get(1));
             let result = load(&path).and_then(|(_, gateway)| {
-                let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| format!("spin.toml: {e}"))?;
+                let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
                 let synced = sync_spin_manifest(&manifest, &gateway)?;
-                std::fs::write(&manifest_path, synced).map_err(|e| format!("spin.toml: {e}"))
+                std::fs::write(&manifest_path, synced).map_err(|e| format!("{}: {e}", manifest_path.display()))
             });
             match result {
                 Ok(()) => ExitCode::SUCCESS,

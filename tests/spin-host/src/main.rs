@@ -153,7 +153,7 @@ struct Server {
 
 fn main() {
     if let Err(e) = real_main() {
-        eprintln!("spin-test-host: error: {e:?}");
+        eprintln!("spin-test-host: error: {e:#}");
         std::process::exit(1);
     }
 }
@@ -292,7 +292,7 @@ impl Server {
         match self.handle_inner(req, peer).await {
             Ok(resp) => resp,
             Err(e) => {
-                eprintln!("spin-test-host: request failed: {e:?}");
+                eprintln!("spin-test-host: request failed: {e:#}");
                 text_response(500, format!("spin-test-host: {e:#}\n"))
             }
         }
@@ -364,7 +364,10 @@ impl Server {
                 tokio::spawn(async move {
                     match task.await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => eprintln!("spin-test-host: guest error after response: {e:?}"),
+                        Ok(Err(e)) => eprintln!(
+                            "spin-test-host: guest error after response: {:#}",
+                            anyhow::Error::from(e)
+                        ),
                         Err(e) => eprintln!("spin-test-host: guest task failed: {e}"),
                     }
                 });

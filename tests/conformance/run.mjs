@@ -1,0 +1,205 @@
+// Runs the conformance scenarios against one runtime with real upstream servers on 127.0.0.1.
+//
+//   node tests/conformance/run.mjs workers   # target/conformance/workers (worker-build output) in workerd via Miniflare
+//   node tests/conformance/run.mjs spin      # target/conformance/spin/edgegate_spin.wasm in tests/spin-host
+//
+// Both artifacts are built from tests/conformance/routes.json by scripts/test.
+import http from "node:http";
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import { startUpstream } from "../upstream/upstream.mjs";
+import { scenarios } from "./scenarios.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const runtime = process.argv[2];
+if (!["workers", "spin"].includes(runtime)) {
+  console.error("usage: run.mjs workers|spin");
+  process.exit(2);
+}
+
+const logLines = [];
+
+export async function startWorkers() {
+  const { Miniflare, Log, LogLevel } = await import("miniflare");
+  const mf = new Miniflare({
+    modules: true,
+    scriptPath: path.join(root, "target/conformance/workers/index.js"),
+    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    compatibilityDate: "2026-04-01",
+    cf: false,
+    host: "127.0.0.1",
+    port: 0,
+    log: new Log(LogLevel.WARN),
+    handleRuntimeStdio(stdout, stderr) {
+      createInterface({ input: stdout }).on("line", (line) => logLines.push(line));
+      createInterface({ input: stderr }).on("line", (line) => process.stderr.write(`[workerd] ${line}\n`));
+    },
+  });
+  const url = await mf.ready;
+  return { port: Number(url.port), stop: () => mf.dispose() };
+}
+
+export async function startSpin() {
+  const host = path.join(root, "tests/spin-host/target/release/spin-test-host");
+  const wasm = path.join(root, "target/conformance/spin/edgegate_spin.wasm");
+  const child = spawn(host, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });
+  const lines = createInterface({ input: child.stdout });
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("spin-test-host did not start within 60 s")), 60_000);
+    child.once("exit", (code) => reject(new Error(`spin-test-host exited with ${code}`)));
+    lines.on("line", (line) => {
+      const m = line.match(/^listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      } else {
+        logLines.push(line);
+      }
+    });
+  });
+  return { port, stop: async () => { child.kill("SIGTERM"); } };
+}
+
+function bodyOf(spec) {
+  if (!spec) return { data: null, chunked: false };
+  const data = Buffer.alloc(spec.bytes, spec.repeat);
+  return { data, chunked: !!spec.chunked };
+}
+
+/** Sends one raw HTTP/1.1 request (node's fetch forbids Host, TE, Keep-Alive...). */
+export function send(port, { method, path: target, headers = {}, body }) {
+  const { data, chunked } = bodyOf(body);
+  return new Promise((resolve, reject) => {
+    const outgoing = { ...headers };
+    if (data && !chunked) outgoing["content-length"] = data.length;
+    if (chunked) outgoing["transfer-encoding"] = "chunked";
+    const req = http.request({ host: "127.0.0.1", port, method, path: target, headers: outgoing, agent: false, setHost: !("host" in headers) }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.setTimeout(30_000, () => req.destroy(new Error("no answer within 30 s")));
+    if (data && chunked) {
+      for (let i = 0; i < data.length; i += 512) req.write(data.subarray(i, i + 512));
+    } else if (data) {
+      req.write(data);
+    }
+    req.end();
+  });
+}
+
+function check(failures, what, actual, expected) {
+  if (expected === null) {
+    if (actual !== undefined) failures.push(`${what}: expected absent, got ${JSON.stringify(actual)}`);
+  } else if (expected instanceof RegExp) {
+    if (actual === undefined || !expected.test(Array.isArray(actual) ? actual.join(", ") : String(actual))) failures.push(`${what}: expected ${expected}, got ${JSON.stringify(actual)}`);
+  } else {
+    const value = Array.isArray(actual) ? actual.join(", ") : actual;
+    if (String(value) !== String(expected)) failures.push(`${what}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(value)}`);
+  }
+}
+
+function subset(failures, what, actual, expected) {
+  for (const [key, value] of Object.entries(expected)) {
+    if (typeof value === "object" && value !== null) subset(failures, `${what}.${key}`, actual?.[key], value);
+    else check(failures, `${what}.${key}`, actual?.[key], value);
+  }
+}
+
+async function main() {
+  const upstreams = { a: await startUpstream({ port: 47181, name: "a" }), b: await startUpstream({ port: 47182, name: "b" }) };
+  const gateway = runtime === "workers" ? await startWorkers() : await startSpin();
+  let failed = 0;
+  try {
+    for (const scenario of scenarios) {
+      for (const up of Object.values(upstreams)) up.requests.length = 0;
+      const failures = [];
+      let response;
+      try {
+        response = await send(gateway.port, scenario.request);
+      } catch (error) {
+        failures.push(`request failed: ${error.message}`);
+      }
+      if (response) {
+        const { expect } = scenario;
+        if (expect.status !== undefined) check(failures, "status", response.status, expect.status);
+        if (expect.statusIn && !expect.statusIn.includes(response.status)) failures.push(`status: expected one of ${expect.statusIn}, got ${response.status}`);
+        for (const [name, value] of Object.entries(expect.headers ?? {})) check(failures, `header ${name}`, response.headers[name], value);
+        if (expect.bodyLength !== undefined) check(failures, "body length", response.body.length, expect.bodyLength);
+        if (expect.json || expect.problem) {
+          let json;
+          try {
+            json = JSON.parse(response.body.toString("utf8"));
+          } catch {
+            failures.push(`body is not JSON: ${response.body.toString("utf8").slice(0, 200)}`);
+          }
+          if (json && expect.json) subset(failures, "body", json, expect.json);
+          if (json && expect.problem) {
+            check(failures, "content-type", response.headers["content-type"], "application/problem+json");
+            check(failures, "problem type", json.type, `urn:edgegate:problem:${expect.problem}`);
+            check(failures, "problem status", json.status, response.status);
+            check(failures, "problem request_id", json.request_id, response.headers["x-request-id"]);
+          }
+        }
+      }
+      const received = Object.entries(upstreams).flatMap(([name, up]) => up.requests.map((r) => ({ ...r, on: name })));
+      if (scenario.upstream === null && received.length > 0) failures.push(`upstream: expected nothing, got ${received.map((r) => r.method + " " + r.url).join(", ")}`);
+      if (scenario.upstream) {
+        const want = scenario.upstream;
+        const got = received.filter((r) => !want.on || r.on === want.on);
+        if (got.length !== 1) failures.push(`upstream ${want.on}: expected exactly one request, got ${got.length}`);
+        else {
+          const [r] = got;
+          if (want.method) check(failures, "upstream method", r.method, want.method);
+          if (want.url) check(failures, "upstream url", r.url, want.url);
+          if (want.bodyLength !== undefined) check(failures, "upstream body length", r.bodyLength, want.bodyLength);
+          for (const [name, value] of Object.entries(want.headers ?? {})) check(failures, `upstream header ${name}`, r.headers[name], value);
+        }
+      }
+      if (failures.length) {
+        failed++;
+        console.log(`not ok - [${runtime}] ${scenario.name}\n${failures.map((f) => `    ${f}`).join("\n")}`);
+      } else {
+        console.log(`ok - [${runtime}] ${scenario.name}`);
+      }
+    }
+
+    // One JSON access-log line per request, with the documented fields.
+    await new Promise((r) => setTimeout(r, 200));
+    const records = logLines.flatMap((line) => {
+      try {
+        const record = JSON.parse(line.slice(line.indexOf("{")));
+        return record.request_id ? [record] : [];
+      } catch {
+        return [];
+      }
+    });
+    const fields = ["time", "request_id", "route", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms"];
+    const logFailures = [];
+    if (records.length !== scenarios.length) logFailures.push(`expected ${scenarios.length} access-log lines, got ${records.length}`);
+    for (const record of records) {
+      const missing = fields.filter((f) => !(f in record));
+      if (missing.length) logFailures.push(`log line lacks ${missing.join(", ")}: ${JSON.stringify(record)}`);
+      if (record.path?.includes("?")) logFailures.push(`log line carries a query string: ${record.path}`);
+    }
+    const hello = records.find((r) => r.route === "hello");
+    if (!hello || hello.status !== 200 || hello.upstream_status !== 200 || !/^\d{4}-\d\d-\d\dT/.test(hello.time)) logFailures.push(`no well-formed log line for the hello route: ${JSON.stringify(hello)}`);
+    if (logFailures.length) {
+      failed++;
+      console.log(`not ok - [${runtime}] access log\n${logFailures.map((f) => `    ${f}`).join("\n")}`);
+    } else {
+      console.log(`ok - [${runtime}] access log: one JSON line per request`);
+    }
+  } finally {
+    await gateway.stop();
+    for (const up of Object.values(upstreams)) await up.close();
+  }
+  console.log(`${failed === 0 ? "PASS" : "FAIL"}: ${runtime}, ${scenarios.length + 1 - failed}/${scenarios.length + 1}`);
+  process.exit(failed === 0 ? 0 : 1);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
