@@ -46,7 +46,8 @@ fn structural_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Co
     if let Some(rest) = message.strip_prefix("unknown field `") {
         let field = rest.split('`').next().unwrap_or_default();
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
-        let at = if path == "$" { field.to_owned() } else { format!("{path}.{field}") };
+        // serde_path_to_error already ends the path with the unknown key.
+        let at = if path == field || path.ends_with(&format!(".{field}")) { path.clone() } else { format!("{path}.{field}") };
         let error = ConfigError::new(Kind::UnknownField, at, format!("unknown field \"{field}\""));
         return match did_you_mean(field, expected.iter().copied()) {
             Some(hint) => error.hint(hint),
@@ -132,7 +133,10 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         }
 
         let params = match template_params(&route.matcher.path) {
-            Ok(params) => params,
+            Ok(params) => {
+                templates.push((route.matcher.path.clone(), index));
+                params
+            }
             Err(reason) => {
                 c.error(Kind::InvalidPathTemplate, format!("{at}.match.path"), reason)
                     .hint = Some("write e.g. \"/users/{id}\" or \"/static/{*rest}\"".into());
@@ -210,7 +214,6 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             }),
         };
 
-        templates.push((route.matcher.path.clone(), index));
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
             methods,

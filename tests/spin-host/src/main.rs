@@ -181,22 +181,88 @@ fn build_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<
         |s| s,
     )?;
 
-    let instance_pre = match linker.instantiate_pre(component) {
-        Ok(pre) => pre,
-        Err(e) => {
-            // The component imports something this host does not implement
-            // (e.g. Spin's sqlite/redis/llm). Like a host that lacks a
-            // capability, let such imports trap only if actually called.
-            eprintln!(
-                "spin-test-host: warning: {e:#}; unimplemented imports will trap when called"
-            );
-            linker.define_unknown_imports_as_traps(component)?;
-            linker.instantiate_pre(component)?
-        }
-    };
+    let stubbed = stub_unimplemented_imports(&mut linker, engine, component)?;
+    if !stubbed.is_empty() {
+        eprintln!(
+            "spin-test-host: warning: not implemented here, calls will trap: {}",
+            stubbed.join(", ")
+        );
+    }
+    let instance_pre = linker.instantiate_pre(component)?;
     Ok(ProxyPre::new(instance_pre)
         .map_err(anyhow::Error::from)
         .context("component does not export wasi:http/incoming-handler@0.2.x")?)
+}
+
+/// Whether this host implements the imported interface `name`
+/// (`ns:pkg/iface@version`).
+fn host_provides(name: &str) -> bool {
+    let Some((path, version)) = name.split_once('@') else {
+        return false;
+    };
+    match path {
+        "wasi:keyvalue/store" | "wasi:keyvalue/atomics" | "wasi:keyvalue/batch" => {
+            version == "0.2.0-draft2"
+        }
+        "fermyon:spin/variables" => version == "2.0.0",
+        "wasi:http/types" | "wasi:http/outgoing-handler" => is_wasi_p2(version),
+        _ => {
+            let pkg = path.split('/').next().unwrap_or_default();
+            matches!(
+                pkg,
+                "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:filesystem"
+                    | "wasi:sockets"
+            ) && is_wasi_p2(version)
+        }
+    }
+}
+
+/// A released WASIp2 version (`0.2.x`, not a pre-release such as
+/// `0.2.0-rc-2023-11-10`).
+fn is_wasi_p2(version: &str) -> bool {
+    version.starts_with("0.2.") && !version.contains('-')
+}
+
+/// Spin hosts provide many interfaces this test host does not (sqlite, redis,
+/// mqtt, llm, postgres, mysql, the `fermyon:spin` key-value, wasi:config, ...).
+/// spin-sdk components may import some of them without using them, so define
+/// every export of such an instance as a trap instead of refusing to load.
+/// Returns the names of the stubbed instances.
+fn stub_unimplemented_imports(
+    linker: &mut Linker<State>,
+    engine: &Engine,
+    component: &Component,
+) -> anyhow::Result<Vec<String>> {
+    use wasmtime::component::types::ComponentItem;
+    use wasmtime::component::ResourceType;
+
+    let mut stubbed = Vec::new();
+    let ty = component.component_type();
+    for (name, import) in ty.imports(engine) {
+        let ComponentItem::ComponentInstance(instance) = import.ty else {
+            continue;
+        };
+        if host_provides(name) {
+            continue;
+        }
+        let mut li = linker.instance(name)?;
+        for (export, item) in instance.exports(engine) {
+            match item.ty {
+                ComponentItem::ComponentFunc(_) => {
+                    let full = format!("{name}#{export}");
+                    li.func_new(export, move |_, _, _, _| {
+                        wasmtime::bail!("spin-test-host does not implement `{full}`")
+                    })?;
+                }
+                ComponentItem::Resource(_) => {
+                    li.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?;
+                }
+                _ => {}
+            }
+        }
+        stubbed.push(name.to_string());
+    }
+    Ok(stubbed)
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
