@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use edgegate_cli::{check_spin_manifest, load, repo_root, routes_path, spin_manifest_path, sync_spin_manifest, ROUTES_ENV, SPIN_MANIFEST_ENV};
+use edgegate_cli::{
+    check_spin_manifest, load, repo_root, routes_path, spin_manifest_path, sync_spin_manifest, ROUTES_ENV,
+    SPIN_MANIFEST_ENV,
+};
 
 const USAGE: &str = "usage: edgegate <command> [routes-file]
 
@@ -49,7 +52,8 @@ fn main() -> ExitCode {
         Some("spin-sync") => {
             let path = file(args.get(1));
             let result = load(&path).and_then(|(_, gateway)| {
-                let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+                let manifest =
+                    std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
                 let synced = sync_spin_manifest(&manifest, &gateway)?;
                 std::fs::write(&manifest_path, synced).map_err(|e| format!("{}: {e}", manifest_path.display()))
             });

@@ -1,8 +1,9 @@
 //! CORS: preflights answered at the edge, response headers for allowed origins.
 
 use http::header::{
-    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
-    ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS, VARY,
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ACCESS_CONTROL_REQUEST_HEADERS,
+    VARY,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
@@ -13,7 +14,10 @@ pub(crate) enum OriginPattern {
     /// `https://app.example.com[:port]`, lower case.
     Exact(Box<str>),
     /// `https://*.example.com[:port]`: scheme `https://`, suffix `.example.com[:port]`.
-    Wildcard { scheme: Box<str>, suffix: Box<str> },
+    Wildcard {
+        scheme: Box<str>,
+        suffix: Box<str>,
+    },
 }
 
 impl OriginPattern {
@@ -33,13 +37,16 @@ impl OriginPattern {
         };
         let wildcard = host.strip_prefix("*.");
         let name = wildcard.unwrap_or(host);
-        let valid = !name.is_empty() && name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        let valid = !name.is_empty()
+            && name.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
         if !valid {
             return None;
         }
         let port = port.map(|p| format!(":{p}")).unwrap_or_default();
         Some(match wildcard {
-            Some(name) => Self::Wildcard { scheme: format!("{scheme}://").into(), suffix: format!(".{name}{port}").into() },
+            Some(name) => {
+                Self::Wildcard { scheme: format!("{scheme}://").into(), suffix: format!(".{name}{port}").into() }
+            }
             None => Self::Exact(lower.as_str().into()),
         })
     }
@@ -51,7 +58,10 @@ impl OriginPattern {
             Self::Wildcard { scheme, suffix } => {
                 let lower = origin.to_ascii_lowercase();
                 lower.strip_prefix(&**scheme).and_then(|rest| rest.strip_suffix(&**suffix)).is_some_and(|label| {
-                    !label.is_empty() && label.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+                    !label.is_empty()
+                        && label
+                            .split('.')
+                            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
                 })
             }
         }
@@ -88,7 +98,14 @@ fn join<T: AsRef<str>>(items: &[T]) -> Option<HeaderValue> {
 }
 
 impl CorsPolicy {
-    pub fn new(origins: Vec<OriginPattern>, methods: &[Method], allow_headers: &[HeaderName], expose_headers: &[HeaderName], credentials: bool, max_age_s: Option<u32>) -> Self {
+    pub fn new(
+        origins: Vec<OriginPattern>,
+        methods: &[Method],
+        allow_headers: &[HeaderName],
+        expose_headers: &[HeaderName],
+        credentials: bool,
+        max_age_s: Option<u32>,
+    ) -> Self {
         Self {
             origins: origins.into(),
             methods: methods.into(),
@@ -122,7 +139,12 @@ impl CorsPolicy {
     }
 
     /// Headers answering a preflight, or why it is refused.
-    pub fn preflight(&self, origin: &HeaderValue, method: &Method, request: &HeaderMap) -> Result<HeaderMap, PreflightRefusal> {
+    pub fn preflight(
+        &self,
+        origin: &HeaderValue,
+        method: &Method,
+        request: &HeaderMap,
+    ) -> Result<HeaderMap, PreflightRefusal> {
         if !self.allows_origin(origin) {
             return Err(PreflightRefusal::Origin);
         }
@@ -182,7 +204,8 @@ mod tests {
             let parsed = OriginPattern::parse(pattern).unwrap();
             assert_eq!(parsed.matches(origin), expected, "{pattern} vs {origin}");
         }
-        for invalid in ["example.com", "https://", "ftp://x.io", "https://x.io/path", "https://*.", "https://x.io:port"] {
+        for invalid in ["example.com", "https://", "ftp://x.io", "https://x.io/path", "https://*.", "https://x.io:port"]
+        {
             assert!(OriginPattern::parse(invalid).is_none(), "{invalid}");
         }
     }

@@ -69,12 +69,8 @@ pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: &Client, original_
         }
     }
     if let Some(ip) = client.ip {
-        let chain = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let chain =
+            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
         let value = if chain.is_empty() { ip.to_string() } else { format!("{chain}, {ip}") };
         if let Ok(value) = HeaderValue::try_from(value) {
             headers.insert(&X_FORWARDED_FOR, value);
@@ -145,7 +141,8 @@ fn parse_traceparent(value: &[u8]) -> Option<(&str, &str)> {
     let text = std::str::from_utf8(value).ok()?;
     let mut parts = text.split('-');
     let (version, trace_id, parent_id, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let is_hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let is_hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     let valid = is_hex(version, 2)
         && version != "ff"
         && (version != "00" || parts.next().is_none())
@@ -182,13 +179,19 @@ mod tests {
     #[test]
     fn traceparent_validation() {
         let table: [(&str, Option<(&str, &str)>); 7] = [
-            ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01"))),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01")),
+            ),
             ("00-00000000000000000000000000000000-00f067aa0ba902b7-01", None),
             ("00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", None),
             ("ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", None),
             ("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", None),
             ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", None),
-            ("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra", Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01"))),
+            (
+                "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+                Some(("4bf92f3577b34da6a3ce929d0e0e4736", "01")),
+            ),
         ];
         for (input, expected) in table {
             assert_eq!(parse_traceparent(input.as_bytes()), expected, "{input}");
@@ -197,7 +200,15 @@ mod tests {
 
     #[test]
     fn dot_segments() {
-        for (path, expected) in [("/a/b", false), ("/a/../b", true), ("/a/%2e%2E/b", true), ("/a/./b", true), ("/a/.well-known", false), ("/..", true), ("/a..b", false)] {
+        for (path, expected) in [
+            ("/a/b", false),
+            ("/a/../b", true),
+            ("/a/%2e%2E/b", true),
+            ("/a/./b", true),
+            ("/a/.well-known", false),
+            ("/..", true),
+            ("/a..b", false),
+        ] {
             assert_eq!(has_dot_segment(path), expected, "{path}");
         }
     }
@@ -205,7 +216,15 @@ mod tests {
     #[test]
     fn hop_by_hop() {
         let mut headers = HeaderMap::new();
-        for (name, value) in [("connection", "close, x-secret"), ("x-secret", "1"), ("keep-alive", "5"), ("te", "trailers"), ("proxy-authorization", "x"), ("upgrade", "h2c"), ("accept", "*/*")] {
+        for (name, value) in [
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "5"),
+            ("te", "trailers"),
+            ("proxy-authorization", "x"),
+            ("upgrade", "h2c"),
+            ("accept", "*/*"),
+        ] {
             headers.append(name, HeaderValue::from_static(value));
         }
         strip_hop_by_hop(&mut headers);

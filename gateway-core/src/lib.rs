@@ -61,7 +61,8 @@ impl Gateway {
     /// `scheme://host[:port]` of every upstream, sorted and without duplicates: what a
     /// platform must allow outbound (Spin's `allowed_outbound_hosts`).
     pub fn upstream_origins(&self) -> Vec<String> {
-        let mut origins: Vec<String> = self.upstreams.iter().map(|u| format!("{}://{}", u.scheme, u.authority)).collect();
+        let mut origins: Vec<String> =
+            self.upstreams.iter().map(|u| format!("{}://{}", u.scheme, u.authority)).collect();
         origins.sort();
         origins.dedup();
         origins

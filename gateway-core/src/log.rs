@@ -35,12 +35,16 @@ impl AccessRecord<'_> {
         push_json_string(&mut line, self.path);
         let _ = write!(line, ",\"status\":{},\"upstream_status\":", self.status);
         match self.upstream_status {
-            Some(status) => { let _ = write!(line, "{status}"); }
+            Some(status) => {
+                let _ = write!(line, "{status}");
+            }
             None => line.push_str("null"),
         }
         let _ = write!(line, ",\"duration_ms\":{},\"upstream_ms\":", self.duration_ms);
         match self.upstream_ms {
-            Some(ms) => { let _ = write!(line, "{ms}"); }
+            Some(ms) => {
+                let _ = write!(line, "{ms}");
+            }
             None => line.push_str("null"),
         }
         line.push('}');
@@ -67,7 +71,13 @@ pub(crate) fn rfc3339(millis: UnixMillis) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, rem % 3600 / 60, rem % 60, millis % 1000)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        millis % 1000
+    )
 }
 
 #[cfg(test)]

@@ -34,7 +34,12 @@ impl<B> Outcome<B> {
 }
 
 /// Handles one request end to end. Never fails: every rejection is a problem response.
-pub async fn handle<P: Platform>(gateway: &Gateway, platform: &P, request: Request<P::Body>, client: &Client) -> Response<P::Body> {
+pub async fn handle<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    request: Request<P::Body>,
+    client: &Client,
+) -> Response<P::Body> {
     let started = platform.now();
     let (mut parts, body) = request.into_parts();
 
@@ -116,18 +121,22 @@ async fn route_and_forward<P: Platform>(
 ) -> Outcome<P::Body> {
     let path = parts.uri.path();
     if !path.starts_with('/') || hygiene::has_dot_segment(path) {
-        let response = problem(ProblemKind::BadRequest, "The path must not contain '.' or '..' segments.", request_id_str);
+        let response =
+            problem(ProblemKind::BadRequest, "The path must not contain '.' or '..' segments.", request_id_str);
         return Outcome::local(response, None, gateway.default_cors);
     }
     let host = request_host(parts);
 
     // A CORS preflight is matched as the request it announces.
-    let preflight_method = match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {
-        (&Method::OPTIONS, Some(_), Some(requested)) => Method::from_bytes(requested.as_bytes()).ok(),
-        _ => None,
-    };
+    let preflight_method =
+        match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {
+            (&Method::OPTIONS, Some(_), Some(requested)) => Method::from_bytes(requested.as_bytes()).ok(),
+            _ => None,
+        };
     if let (Some(requested), Some(origin)) = (&preflight_method, parts.headers.get(ORIGIN)) {
-        if let RouteMatch::Found { route, .. } = gateway.router.find(&gateway.routes, requested, host, &parts.headers, path) {
+        if let RouteMatch::Found { route, .. } =
+            gateway.router.find(&gateway.routes, requested, host, &parts.headers, path)
+        {
             if let Some(policy) = gateway.routes.get(route).and_then(|r| r.cors).and_then(|i| gateway.cors.get(i)) {
                 return match policy.preflight(origin, requested, &parts.headers) {
                     Ok(headers) => {
@@ -140,8 +149,12 @@ async fn route_and_forward<P: Platform>(
                     Err(refusal) => {
                         let detail = match refusal {
                             crate::cors::PreflightRefusal::Origin => "This origin is not allowed.",
-                            crate::cors::PreflightRefusal::Method => "This method is not allowed for cross-origin requests.",
-                            crate::cors::PreflightRefusal::Headers => "A requested header is not allowed for cross-origin requests.",
+                            crate::cors::PreflightRefusal::Method => {
+                                "This method is not allowed for cross-origin requests."
+                            }
+                            crate::cors::PreflightRefusal::Headers => {
+                                "A requested header is not allowed for cross-origin requests."
+                            }
                         };
                         Outcome::local(problem(ProblemKind::CorsRejected, detail, request_id_str), Some(route), None)
                     }
@@ -153,7 +166,8 @@ async fn route_and_forward<P: Platform>(
     let (route_index, params) = match gateway.router.find(&gateway.routes, &parts.method, host, &parts.headers, path) {
         RouteMatch::Found { route, params } => (route, params),
         RouteMatch::MethodNotAllowed { allow } => {
-            let mut response = problem(ProblemKind::MethodNotAllowed, "This path does not accept this method.", request_id_str);
+            let mut response =
+                problem(ProblemKind::MethodNotAllowed, "This path does not accept this method.", request_id_str);
             let list = allow.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             if let Ok(list) = HeaderValue::try_from(list) {
                 response.headers_mut().insert(ALLOW, list);
@@ -161,20 +175,33 @@ async fn route_and_forward<P: Platform>(
             return Outcome::local(response, None, gateway.default_cors);
         }
         RouteMatch::NotFound => {
-            return Outcome::local(problem(ProblemKind::RouteNotFound, "No route matches this request.", request_id_str), None, gateway.default_cors);
+            return Outcome::local(
+                problem(ProblemKind::RouteNotFound, "No route matches this request.", request_id_str),
+                None,
+                gateway.default_cors,
+            );
         }
     };
     let route = gateway.routes.get(route_index);
     let Some((route, upstream)) = route.and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?))) else {
-        return Outcome::local(problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str), None, None);
+        return Outcome::local(
+            problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
+            None,
+            None,
+        );
     };
-    let local = |kind: ProblemKind, detail: &str| Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors);
+    let local = |kind: ProblemKind, detail: &str| {
+        Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors)
+    };
 
     // Body limit: a declared length is checked before reading; an undeclared one is counted.
     let body = match parts.headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
         Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
         Some(Some(length)) if length > route.max_body_bytes => {
-            return local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
+            return local(
+                ProblemKind::PayloadTooLarge,
+                &format!("The request body exceeds {} bytes.", route.max_body_bytes),
+            );
         }
         Some(Some(_)) => body,
         None if body.is_known_empty() => body,
@@ -186,7 +213,10 @@ async fn route_and_forward<P: Platform>(
                 P::Body::from_bytes(bytes)
             }
             Err(BodyError::TooLarge) => {
-                return local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
+                return local(
+                    ProblemKind::PayloadTooLarge,
+                    &format!("The request body exceeds {} bytes.", route.max_body_bytes),
+                );
             }
             Err(_) => return local(ProblemKind::BadRequest, "The request body could not be read."),
         },
@@ -220,8 +250,16 @@ async fn route_and_forward<P: Platform>(
             cors: route.cors,
         },
         Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
-        Some(Err(_)) => Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") },
-        None => Outcome { upstream_ms, ..local(ProblemKind::UpstreamTimeout, &format!("The upstream did not answer within {} ms.", route.timeout.as_millis())) },
+        Some(Err(_)) => {
+            Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") }
+        }
+        None => Outcome {
+            upstream_ms,
+            ..local(
+                ProblemKind::UpstreamTimeout,
+                &format!("The upstream did not answer within {} ms.", route.timeout.as_millis()),
+            )
+        },
     }
 }
 

@@ -106,7 +106,13 @@ pub(crate) struct UpstreamTarget {
 
 impl UpstreamTarget {
     /// The upstream URI for a request path, the route's plan and the request's query.
-    pub fn uri_for(&self, plan: &PathPlan, path: &str, params: &matchit::Params<'_, '_>, query: Option<&str>) -> Result<http::Uri, http::Error> {
+    pub fn uri_for(
+        &self,
+        plan: &PathPlan,
+        path: &str,
+        params: &matchit::Params<'_, '_>,
+        query: Option<&str>,
+    ) -> Result<http::Uri, http::Error> {
         let mut target = String::with_capacity(self.base_path.len() + path.len() + query.map_or(0, |q| q.len() + 1));
         target.push_str(&self.base_path);
         match plan {
@@ -134,10 +140,10 @@ impl UpstreamTarget {
         if let Some(query) = query {
             let _ = write!(target, "?{query}");
         }
-        Ok(http::Uri::builder()
+        http::Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())
             .path_and_query(target)
-            .build()?)
+            .build()
     }
 }

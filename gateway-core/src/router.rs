@@ -25,9 +25,14 @@ pub(crate) struct Router {
 /// The outcome of matching one request.
 #[derive(Debug)]
 pub(crate) enum RouteMatch<'r, 'p> {
-    Found { route: usize, params: matchit::Params<'r, 'p> },
+    Found {
+        route: usize,
+        params: matchit::Params<'r, 'p>,
+    },
     /// The path matched but no route accepts the method; the methods that would.
-    MethodNotAllowed { allow: Vec<Method> },
+    MethodNotAllowed {
+        allow: Vec<Method>,
+    },
     NotFound,
 }
 
@@ -54,14 +59,20 @@ impl Router {
                         };
                         (ConfigErrorKind::ConflictingRoutes, format!("path \"{template}\" conflicts with {with}"), "give parameters in the same position the same name, or make the paths differ by a literal segment")
                     }
-                    other => (ConfigErrorKind::InvalidPathTemplate, format!("path \"{template}\": {other}"), "write e.g. \"/users/{id}\" or \"/static/{*rest}\""),
+                    other => (
+                        ConfigErrorKind::InvalidPathTemplate,
+                        format!("path \"{template}\": {other}"),
+                        "write e.g. \"/users/{id}\" or \"/static/{*rest}\"",
+                    ),
                 };
                 errors.push(ConfigError::new(kind, format!("routes[{first}].match.path"), reason).hint(hint));
                 continue;
             }
             // Stable sort keeps file order as the last tie-break.
             members.sort_by_key(|&i| {
-                routes.get(i).map(|r| (std::cmp::Reverse(HostPattern::specificity(r.host.as_ref())), std::cmp::Reverse(r.headers.len())))
+                routes.get(i).map(|r| {
+                    (std::cmp::Reverse(HostPattern::specificity(r.host.as_ref())), std::cmp::Reverse(r.headers.len()))
+                })
             });
             report_shadowing(routes, &members, errors);
             candidates.push(members.into_boxed_slice());
@@ -70,7 +81,14 @@ impl Router {
     }
 
     /// Finds the route for a request. `path` is the raw (percent-encoded) path; `host` has no port.
-    pub fn find<'r, 'p>(&'r self, routes: &[CompiledRoute], method: &Method, host: Option<&str>, headers: &HeaderMap, path: &'p str) -> RouteMatch<'r, 'p> {
+    pub fn find<'r, 'p>(
+        &'r self,
+        routes: &[CompiledRoute],
+        method: &Method,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        path: &'p str,
+    ) -> RouteMatch<'r, 'p> {
         let Ok(matched) = self.paths.at(path) else {
             return RouteMatch::NotFound;
         };

@@ -75,7 +75,12 @@ struct Fake {
 
 impl Fake {
     fn new() -> Self {
-        Self { script: RefCell::new(VecDeque::new()), received: RefCell::new(Vec::new()), now: Cell::new(1_795_314_861_000), logs: RefCell::new(Vec::new()) }
+        Self {
+            script: RefCell::new(VecDeque::new()),
+            received: RefCell::new(Vec::new()),
+            now: Cell::new(1_795_314_861_000),
+            logs: RefCell::new(Vec::new()),
+        }
     }
     fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
         let mut response = Response::new(FakeBody::Bytes(Bytes::from(body.to_owned())));
@@ -197,7 +202,8 @@ fn get(uri: &str, headers: &[(&str, &str)]) -> Request<FakeBody> {
 #[test]
 fn routing_table() {
     // (method, uri, headers) -> upstream URI, or the gateway's own status.
-    let table: &[(&str, &str, &[(&str, &str)], Result<&str, u16>)] = &[
+    type Row<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)], Result<&'a str, u16>);
+    let table: &[Row] = &[
         ("GET", "https://gw.example/users/7", &[], Ok("https://b.internal/v1/people/7")),
         ("GET", "https://gw.example/users/new", &[], Ok("http://a.internal:8080/users/new")),
         ("PUT", "https://gw.example/users/7", &[], Ok("http://a.internal:8080/users/7")),
@@ -235,7 +241,8 @@ fn routing_table() {
 
 #[test]
 fn method_not_allowed_lists_allowed_methods() {
-    let response = block_on(handle(&gateway(), &Fake::new(), request("POST", "/users/7", &[], FakeBody::Empty), &CLIENT));
+    let response =
+        block_on(handle(&gateway(), &Fake::new(), request("POST", "/users/7", &[], FakeBody::Empty), &CLIENT));
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET, PUT, DELETE");
 }
@@ -254,7 +261,17 @@ fn problems_are_rfc9457_with_stable_types() {
 
 #[test]
 fn upstream_response_passes_through_with_hop_by_hop_removed() {
-    let fake = Fake::new().respond(418, &[("x-custom", "yes"), ("set-cookie", "a=1"), ("connection", "keep-alive, x-hop"), ("x-hop", "1"), ("keep-alive", "timeout=5")], "teapot");
+    let fake = Fake::new().respond(
+        418,
+        &[
+            ("x-custom", "yes"),
+            ("set-cookie", "a=1"),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
+            ("keep-alive", "timeout=5"),
+        ],
+        "teapot",
+    );
     let response = block_on(handle(&gateway(), &fake, get("/api/x", &[]), &CLIENT));
     assert_eq!(response.status(), 418);
     assert_eq!(response.headers()["x-custom"], "yes");
@@ -269,7 +286,14 @@ fn upstream_response_passes_through_with_hop_by_hop_removed() {
 #[test]
 fn forwarding_headers_come_from_the_runtime_not_the_client() {
     let fake = Fake::new();
-    let headers = [("x-forwarded-for", "6.6.6.6"), ("x-forwarded-host", "evil"), ("forwarded", "for=6.6.6.6"), ("x-real-ip", "6.6.6.6"), ("te", "trailers"), ("proxy-authorization", "x")];
+    let headers = [
+        ("x-forwarded-for", "6.6.6.6"),
+        ("x-forwarded-host", "evil"),
+        ("forwarded", "for=6.6.6.6"),
+        ("x-real-ip", "6.6.6.6"),
+        ("te", "trailers"),
+        ("proxy-authorization", "x"),
+    ];
     block_on(handle(&gateway(), &fake, get("https://gw.example:8443/api/x", &headers), &CLIENT));
     let sent = fake.last();
     let h = sent.headers();
@@ -283,9 +307,17 @@ fn forwarding_headers_come_from_the_runtime_not_the_client() {
 
 #[test]
 fn trusted_forwarding_headers_are_extended() {
-    let gateway = Gateway::from_json(&ROUTES.replace(r#""max_body_bytes": 64 }"#, r#""max_body_bytes": 64, "trust_forwarded_headers": true }"#)).unwrap();
+    let gateway = Gateway::from_json(
+        &ROUTES.replace(r#""max_body_bytes": 64 }"#, r#""max_body_bytes": 64, "trust_forwarded_headers": true }"#),
+    )
+    .unwrap();
     let fake = Fake::new();
-    block_on(handle(&gateway, &fake, get("/api/x", &[("x-forwarded-for", "198.51.100.1"), ("x-forwarded-proto", "http")]), &CLIENT));
+    block_on(handle(
+        &gateway,
+        &fake,
+        get("/api/x", &[("x-forwarded-for", "198.51.100.1"), ("x-forwarded-proto", "http")]),
+        &CLIENT,
+    ));
     let sent = fake.last();
     assert_eq!(sent.headers()["x-forwarded-for"], "198.51.100.1, 203.0.113.9");
     assert_eq!(sent.headers()["x-forwarded-proto"], "http");
@@ -293,7 +325,11 @@ fn trusted_forwarding_headers_are_extended() {
 
 #[test]
 fn request_ids_are_kept_when_well_formed_and_made_otherwise() {
-    let table = [("abc-123", "abc-123"), ("has space", "01020304-0506-4708-890a-0b0c0d0e0f10"), ("", "01020304-0506-4708-890a-0b0c0d0e0f10")];
+    let table = [
+        ("abc-123", "abc-123"),
+        ("has space", "01020304-0506-4708-890a-0b0c0d0e0f10"),
+        ("", "01020304-0506-4708-890a-0b0c0d0e0f10"),
+    ];
     for (incoming, expected) in table {
         let fake = Fake::new();
         let response = block_on(handle(&gateway(), &fake, get("/api/x", &[("x-request-id", incoming)]), &CLIENT));
@@ -333,18 +369,29 @@ fn body_limits() {
     let gateway = gateway();
     // Declared too large: refused without reading.
     let fake = Fake::new();
-    let response = block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[("content-length", "65")], FakeBody::Chunks(vec![])), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &fake,
+        request("PUT", "/users/1", &[("content-length", "65")], FakeBody::Chunks(vec![])),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 413);
     assert!(fake.received.borrow().is_empty());
     // Undeclared and too large: counted.
     let chunks = vec![Bytes::from(vec![b'x'; 40]), Bytes::from(vec![b'x'; 40])];
     let fake = Fake::new();
-    let response = block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[], FakeBody::Chunks(chunks)), &CLIENT));
+    let response =
+        block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[], FakeBody::Chunks(chunks)), &CLIENT));
     assert_eq!(response.status(), 413);
     assert!(fake.received.borrow().is_empty());
     // Undeclared and small enough: forwarded whole with its length.
     let fake = Fake::new();
-    let response = block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[], FakeBody::Chunks(vec![Bytes::from_static(b"hello")])), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &fake,
+        request("PUT", "/users/1", &[], FakeBody::Chunks(vec![Bytes::from_static(b"hello")])),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 200);
     let sent = fake.last();
     assert_eq!(sent.headers()["content-length"], "5");
@@ -355,14 +402,23 @@ fn body_limits() {
     block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[("content-length", "3")], body.clone()), &CLIENT));
     assert_eq!(*fake.last().body(), body);
     // A malformed length is a bad request.
-    let response = block_on(handle(&gateway, &Fake::new(), request("PUT", "/users/1", &[("content-length", "x")], FakeBody::Empty), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &Fake::new(),
+        request("PUT", "/users/1", &[("content-length", "x")], FakeBody::Empty),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 400);
 }
 
 #[test]
 fn cors_preflight_and_actual_requests() {
     let gateway = gateway();
-    let preflight = [("origin", "https://app.example.com"), ("access-control-request-method", "POST"), ("access-control-request-headers", "Content-Type")];
+    let preflight = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "Content-Type"),
+    ];
     let fake = Fake::new();
     let response = block_on(handle(&gateway, &fake, request("OPTIONS", "/c", &preflight, FakeBody::Empty), &CLIENT));
     assert_eq!(response.status(), 204);
@@ -376,15 +432,21 @@ fn cors_preflight_and_actual_requests() {
     let refusals: [&[(&str, &str)]; 3] = [
         &[("origin", "https://evil.example"), ("access-control-request-method", "GET")],
         &[("origin", "https://app.example.com"), ("access-control-request-method", "DELETE")],
-        &[("origin", "https://app.example.com"), ("access-control-request-method", "GET"), ("access-control-request-headers", "x-secret")],
+        &[
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "x-secret"),
+        ],
     ];
     for headers in refusals {
-        let response = block_on(handle(&gateway, &Fake::new(), request("OPTIONS", "/c", headers, FakeBody::Empty), &CLIENT));
+        let response =
+            block_on(handle(&gateway, &Fake::new(), request("OPTIONS", "/c", headers, FakeBody::Empty), &CLIENT));
         assert!(matches!(response.status().as_u16(), 403 | 405), "{headers:?}: {}", response.status());
         assert!(!response.headers().contains_key("access-control-allow-origin"), "{headers:?}");
     }
 
-    let response = block_on(handle(&gateway, &Fake::new(), get("/c", &[("origin", "https://app.example.com")]), &CLIENT));
+    let response =
+        block_on(handle(&gateway, &Fake::new(), get("/c", &[("origin", "https://app.example.com")]), &CLIENT));
     assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(response.headers()["access-control-expose-headers"], "x-total");
     let response = block_on(handle(&gateway, &Fake::new(), get("/c", &[("origin", "https://evil.example")]), &CLIENT));

@@ -3,9 +3,11 @@
 fn main() {
     let result = edgegate_cli::embed_for_build().and_then(|(root, gateway)| {
         println!("cargo:rerun-if-env-changed={}", edgegate_cli::SPIN_MANIFEST_ENV);
-        let manifest_path = edgegate_cli::spin_manifest_path(&root, std::env::var(edgegate_cli::SPIN_MANIFEST_ENV).ok().as_deref());
+        let manifest_path =
+            edgegate_cli::spin_manifest_path(&root, std::env::var(edgegate_cli::SPIN_MANIFEST_ENV).ok().as_deref());
         println!("cargo:rerun-if-changed={}", manifest_path.display());
-        let manifest = std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        let manifest =
+            std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
         edgegate_cli::check_spin_manifest(&manifest, &gateway).map_err(|e| format!("{}: {e}", manifest_path.display()))
     });
     if let Err(errors) = result {

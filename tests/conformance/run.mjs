@@ -59,7 +59,15 @@ export async function startSpin() {
       }
     });
   });
-  return { port, stop: async () => { child.kill("SIGTERM"); } };
+  const stop = async () => {
+    if (child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), 3000);
+    await exited;
+    clearTimeout(timer);
+  };
+  return { port, stop };
 }
 
 function bodyOf(spec) {

@@ -47,7 +47,11 @@ fn structural_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Co
         let field = rest.split('`').next().unwrap_or_default();
         let expected: Vec<&str> = rest.split('`').skip(2).step_by(2).collect();
         // serde_path_to_error already ends the path with the unknown key.
-        let at = if path == field || path.ends_with(&format!(".{field}")) { path.clone() } else { format!("{path}.{field}") };
+        let at = if path == field || path.ends_with(&format!(".{field}")) {
+            path.clone()
+        } else {
+            format!("{path}.{field}")
+        };
         let error = ConfigError::new(Kind::UnknownField, at, format!("unknown field \"{field}\""));
         return match did_you_mean(field, expected.iter().copied()) {
             Some(hint) => error.hint(hint),
@@ -85,8 +89,8 @@ impl Compiler {
 pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     let mut c = Compiler { errors: Vec::new() };
     if file.version != 1 {
-        c.error(Kind::UnsupportedVersion, "version", format!("unsupported version {}", file.version))
-            .hint = Some("this gateway reads version 1".into());
+        c.error(Kind::UnsupportedVersion, "version", format!("unsupported version {}", file.version)).hint =
+            Some("this gateway reads version 1".into());
     }
 
     let mut upstreams = Vec::new();
@@ -94,8 +98,8 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     for (name, upstream) in &file.upstreams {
         let path = format!("upstreams.{name}");
         if !is_identifier(name) {
-            c.error(Kind::InvalidValue, &path, format!("invalid upstream name \"{name}\""))
-                .hint = Some("use letters, digits, '-', '_' and '.'".into());
+            c.error(Kind::InvalidValue, &path, format!("invalid upstream name \"{name}\"")).hint =
+                Some("use letters, digits, '-', '_' and '.'".into());
         }
         match parse_upstream_url(&upstream.url) {
             Ok(target) => {
@@ -109,7 +113,8 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     }
 
     let defaults = &file.defaults;
-    let default_timeout = check_timeout(&mut c, "defaults.timeout_ms", defaults.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
+    let default_timeout =
+        check_timeout(&mut c, "defaults.timeout_ms", defaults.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
     let default_body = defaults.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let mut cors_policies = Vec::new();
     let default_cors = defaults.cors.as_ref().and_then(|cors| {
@@ -124,12 +129,16 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     for (index, route) in file.routes.iter().enumerate() {
         let at = format!("routes[{index}]");
         if !is_identifier(&route.id) {
-            c.error(Kind::InvalidValue, format!("{at}.id"), format!("invalid route id \"{}\"", route.id))
-                .hint = Some("use letters, digits, '-', '_' and '.'".into());
+            c.error(Kind::InvalidValue, format!("{at}.id"), format!("invalid route id \"{}\"", route.id)).hint =
+                Some("use letters, digits, '-', '_' and '.'".into());
         }
         if let Some(first) = ids.insert(&route.id, index) {
-            c.error(Kind::DuplicateRouteId, format!("{at}.id"), format!("route id \"{}\" is already used by routes[{first}]", route.id))
-                .hint = Some("route ids must be unique".into());
+            c.error(
+                Kind::DuplicateRouteId,
+                format!("{at}.id"),
+                format!("route id \"{}\" is already used by routes[{first}]", route.id),
+            )
+            .hint = Some("route ids must be unique".into());
         }
 
         let params = match template_params(&route.matcher.path) {
@@ -138,8 +147,8 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
                 params
             }
             Err(reason) => {
-                c.error(Kind::InvalidPathTemplate, format!("{at}.match.path"), reason)
-                    .hint = Some("write e.g. \"/users/{id}\" or \"/static/{*rest}\"".into());
+                c.error(Kind::InvalidPathTemplate, format!("{at}.match.path"), reason).hint =
+                    Some("write e.g. \"/users/{id}\" or \"/static/{*rest}\"".into());
                 Vec::new()
             }
         };
@@ -158,7 +167,11 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             match (HeaderName::try_from(name.as_str()), HeaderValue::try_from(value.as_str())) {
                 (Ok(name), Ok(value)) => headers.push((name, value)),
                 _ => {
-                    c.error(Kind::InvalidValue, format!("{at}.match.headers.{name}"), format!("invalid header matcher \"{name}: {value}\""));
+                    c.error(
+                        Kind::InvalidValue,
+                        format!("{at}.match.headers.{name}"),
+                        format!("invalid header matcher \"{name}: {value}\""),
+                    );
                 }
             }
         }
@@ -167,7 +180,11 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         let upstream = match upstream_index.get(route.upstream.as_str()) {
             Some(&u) => u,
             None => {
-                let error = c.error(Kind::UnknownUpstream, format!("{at}.upstream"), format!("unknown upstream \"{}\"", route.upstream));
+                let error = c.error(
+                    Kind::UnknownUpstream,
+                    format!("{at}.upstream"),
+                    format!("unknown upstream \"{}\"", route.upstream),
+                );
                 error.hint = did_you_mean(&route.upstream, file.upstreams.keys().map(String::as_str))
                     .or_else(|| Some("declare it under \"upstreams\"".into()));
                 usize::MAX
@@ -176,16 +193,25 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
 
         let path_plan = match (&route.strip_prefix, &route.rewrite) {
             (Some(_), Some(_)) => {
-                c.error(Kind::InvalidValue, format!("{at}.rewrite"), "\"strip_prefix\" and \"rewrite\" exclude each other")
-                    .hint = Some("keep one of them".into());
+                c.error(
+                    Kind::InvalidValue,
+                    format!("{at}.rewrite"),
+                    "\"strip_prefix\" and \"rewrite\" exclude each other",
+                )
+                .hint = Some("keep one of them".into());
                 PathPlan::AsIs
             }
             (Some(prefix), None) => {
                 if is_strip_prefix_of(prefix, &route.matcher.path) {
                     PathPlan::StripPrefix(prefix.as_str().into())
                 } else {
-                    c.error(Kind::InvalidValue, format!("{at}.strip_prefix"), format!("\"{prefix}\" is not a literal prefix of the path \"{}\"", route.matcher.path))
-                        .hint = Some("it must start with '/', end before a '/' of the path and contain no parameter".into());
+                    c.error(
+                        Kind::InvalidValue,
+                        format!("{at}.strip_prefix"),
+                        format!("\"{prefix}\" is not a literal prefix of the path \"{}\"", route.matcher.path),
+                    )
+                    .hint =
+                        Some("it must start with '/', end before a '/' of the path and contain no parameter".into());
                     PathPlan::AsIs
                 }
             }
@@ -199,19 +225,22 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             (None, None) => PathPlan::AsIs,
         };
 
-        let timeout_ms = check_timeout(&mut c, &format!("{at}.timeout_ms"), route.timeout_ms).unwrap_or(default_timeout);
+        let timeout_ms =
+            check_timeout(&mut c, &format!("{at}.timeout_ms"), route.timeout_ms).unwrap_or(default_timeout);
         let cors = match &route.cors {
             None => default_cors,
             Some(RouteCors::Enabled(false)) => None,
             Some(RouteCors::Enabled(true)) => {
-                c.error(Kind::InvalidValue, format!("{at}.cors"), "`true` is not a CORS policy")
-                    .hint = Some("write a policy object, or false to turn CORS off".into());
+                c.error(Kind::InvalidValue, format!("{at}.cors"), "`true` is not a CORS policy").hint =
+                    Some("write a policy object, or false to turn CORS off".into());
                 None
             }
-            Some(RouteCors::Policy(cors)) => compile_cors(&mut c, &format!("{at}.cors"), cors, methods.as_deref()).map(|policy| {
-                cors_policies.push(policy);
-                cors_policies.len() - 1
-            }),
+            Some(RouteCors::Policy(cors)) => {
+                compile_cors(&mut c, &format!("{at}.cors"), cors, methods.as_deref()).map(|policy| {
+                    cors_policies.push(policy);
+                    cors_policies.len() - 1
+                })
+            }
         };
 
         routes.push(CompiledRoute {
@@ -247,21 +276,23 @@ fn check_timeout(c: &mut Compiler, at: &str, value: Option<u64>) -> Option<u64> 
     if (1..=MAX_TIMEOUT_MS).contains(&value) {
         Some(value)
     } else {
-        c.error(Kind::InvalidValue, at, format!("timeout {value} ms is out of range"))
-            .hint = Some(format!("use 1 to {MAX_TIMEOUT_MS}"));
+        c.error(Kind::InvalidValue, at, format!("timeout {value} ms is out of range")).hint =
+            Some(format!("use 1 to {MAX_TIMEOUT_MS}"));
         None
     }
 }
 
 fn is_identifier(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 64 && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 fn compile_methods(c: &mut Compiler, at: &str, methods: Option<&[String]>) -> Option<Box<[Method]>> {
     let methods = methods?;
     if methods.is_empty() {
-        c.error(Kind::InvalidValue, at, "an empty method list matches nothing")
-            .hint = Some("leave \"methods\" out to accept every method".into());
+        c.error(Kind::InvalidValue, at, "an empty method list matches nothing").hint =
+            Some("leave \"methods\" out to accept every method".into());
         return None;
     }
     let mut compiled: Vec<Method> = Vec::new();
@@ -276,8 +307,8 @@ fn compile_methods(c: &mut Compiler, at: &str, methods: Option<&[String]>) -> Op
                 }
             }
             _ => {
-                c.error(Kind::InvalidValue, format!("{at}[{i}]"), format!("invalid method \"{name}\""))
-                    .hint = Some("methods are upper case, e.g. \"GET\"".into());
+                c.error(Kind::InvalidValue, format!("{at}[{i}]"), format!("invalid method \"{name}\"")).hint =
+                    Some("methods are upper case, e.g. \"GET\"".into());
             }
         }
     }
@@ -347,9 +378,14 @@ fn parse_rewrite(template: &str, params: &[String]) -> Result<Box<[Piece]>, (Kin
         let name = after.get(1..close).unwrap_or_default();
         let name = name.strip_prefix('*').unwrap_or(name);
         if !params.iter().any(|p| p == name) {
-            let hint = did_you_mean(name, params.iter().map(String::as_str))
-                .unwrap_or_else(|| format!("the path captures: {}", if params.is_empty() { "nothing".into() } else { params.join(", ") }));
-            return Err((Kind::UnknownParameter, format!("rewrite uses \"{{{name}}}\", which the path does not capture"), hint));
+            let hint = did_you_mean(name, params.iter().map(String::as_str)).unwrap_or_else(|| {
+                format!("the path captures: {}", if params.is_empty() { "nothing".into() } else { params.join(", ") })
+            });
+            return Err((
+                Kind::UnknownParameter,
+                format!("rewrite uses \"{{{name}}}\", which the path does not capture"),
+                hint,
+            ));
         }
         pieces.push(Piece::Param(name.into()));
         rest = after.get(close + 1..).unwrap_or_default();
@@ -374,7 +410,10 @@ fn parse_upstream_url(url: &str) -> Result<UpstreamTarget, (String, &'static str
         return Err((format!("URL \"{url}\" needs an http:// or https:// scheme and a host"), hint));
     };
     if authority.as_str().contains('@') {
-        return Err((format!("URL \"{url}\" must not carry credentials"), "send credentials as headers, never in routes.json"));
+        return Err((
+            format!("URL \"{url}\" must not carry credentials"),
+            "send credentials as headers, never in routes.json",
+        ));
     }
     if uri.query().is_some() || url.contains('#') {
         return Err((format!("URL \"{url}\" must not have a query or fragment"), hint));
@@ -390,19 +429,30 @@ fn compile_cors(c: &mut Compiler, at: &str, cors: &Cors, route_methods: Option<&
         match OriginPattern::parse(origin) {
             Some(pattern) => origins.push(pattern),
             None => {
-                c.error(Kind::InvalidValue, format!("{at}.allow_origins[{i}]"), format!("invalid origin \"{origin}\""))
-                    .hint = Some("write \"https://app.example.com\", \"https://*.example.com\" or \"*\"".into());
+                c.error(
+                    Kind::InvalidValue,
+                    format!("{at}.allow_origins[{i}]"),
+                    format!("invalid origin \"{origin}\""),
+                )
+                .hint = Some("write \"https://app.example.com\", \"https://*.example.com\" or \"*\"".into());
             }
         }
     }
     let credentials = cors.allow_credentials.unwrap_or(false);
     if credentials && origins.iter().any(|o| matches!(o, OriginPattern::Any)) {
-        c.error(Kind::InvalidValue, format!("{at}.allow_credentials"), "credentials cannot be allowed for origin \"*\"")
-            .hint = Some("list the origins explicitly".into());
+        c.error(
+            Kind::InvalidValue,
+            format!("{at}.allow_credentials"),
+            "credentials cannot be allowed for origin \"*\"",
+        )
+        .hint = Some("list the origins explicitly".into());
     }
     let methods = match &cors.allow_methods {
         Some(list) => compile_methods(c, &format!("{at}.allow_methods"), Some(list)).unwrap_or_default(),
-        None => route_methods.map(<[Method]>::to_vec).map(Into::into).unwrap_or_else(|| [Method::GET, Method::HEAD, Method::POST].into()),
+        None => route_methods
+            .map(<[Method]>::to_vec)
+            .map(Into::into)
+            .unwrap_or_else(|| [Method::GET, Method::HEAD, Method::POST].into()),
     };
     let mut header_list = |key: &str, names: &Option<Vec<String>>| -> Vec<HeaderName> {
         let mut out = Vec::new();
@@ -419,8 +469,8 @@ fn compile_cors(c: &mut Compiler, at: &str, cors: &Cors, route_methods: Option<&
     let allow_headers = header_list("allow_headers", &cors.allow_headers);
     let expose_headers = header_list("expose_headers", &cors.expose_headers);
     if let Some(age) = cors.max_age_s.filter(|age| *age > 86_400) {
-        c.error(Kind::InvalidValue, format!("{at}.max_age_s"), format!("max age {age} s is out of range"))
-            .hint = Some("use 0 to 86400".into());
+        c.error(Kind::InvalidValue, format!("{at}.max_age_s"), format!("max age {age} s is out of range")).hint =
+            Some("use 0 to 86400".into());
     }
     if c.errors.len() > errors_before {
         return None;

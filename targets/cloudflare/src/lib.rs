@@ -42,7 +42,8 @@ async fn fetch(request: web_sys::Request, _env: Env, _ctx: Context) -> worker::R
 }
 
 /// Headers Cloudflare adds to the incoming request; the gateway sets its own forwarding headers.
-const RUNTIME_HEADERS: [&str; 6] = ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
+const RUNTIME_HEADERS: [&str; 6] =
+    ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
 
 fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
     let mut headers = headers_from_web(&request.headers());
@@ -189,10 +190,12 @@ impl Fetch for Workers {
         let promise = global.fetch_with_str_and_init(&parts.uri.to_string(), &init);
         let response = JsFuture::from(promise).await.map_err(|e| FetchError::Unreachable(format!("{e:?}")))?;
         guard.0 = None;
-        let response: web_sys::Response = response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
+        let response: web_sys::Response =
+            response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
         let body = response.body().map_or(JsBody::Empty, JsBody::Stream);
         let mut out = Response::new(body);
-        *out.status_mut() = http::StatusCode::from_u16(response.status()).map_err(|_| FetchError::Unreachable("invalid status".into()))?;
+        *out.status_mut() = http::StatusCode::from_u16(response.status())
+            .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
         *out.headers_mut() = headers_from_web(&response.headers());
         Ok(out)
     }

@@ -13,7 +13,9 @@ use futures::{SinkExt, StreamExt};
 use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
-use spin_sdk::http::{Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme};
+use spin_sdk::http::{
+    Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+};
 use spin_sdk::http_component;
 
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
@@ -39,10 +41,9 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
 }
 
 fn client_of(request: &IncomingRequest) -> Client {
-    let header = |name: &str| request.headers().get(&name.to_owned()).into_iter().next().and_then(|v| String::from_utf8(v).ok());
-    let ip = header("spin-client-addr").and_then(|addr| {
-        addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok()
-    });
+    let header = |name: &str| request.headers().get(name).into_iter().next().and_then(|v| String::from_utf8(v).ok());
+    let ip = header("spin-client-addr")
+        .and_then(|addr| addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok());
     Client { ip, https: matches!(request.scheme(), Some(Scheme::Https)) }
 }
 
@@ -72,7 +73,9 @@ fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
         Some(Scheme::Https) => "https",
         _ => "http",
     };
-    let authority = request.authority().or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
+    let authority = request
+        .authority()
+        .or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
     let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
     let uri = match authority {
         Some(authority) => format!("{scheme}://{authority}{path}"),
@@ -86,7 +89,8 @@ fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
 }
 
 fn fields_of(headers: &HeaderMap) -> Fields {
-    let entries: Vec<(String, Vec<u8>)> = headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
+    let entries: Vec<(String, Vec<u8>)> =
+        headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
     Fields::from_list(&entries).unwrap_or_else(|_| Fields::new())
 }
 
@@ -100,7 +104,10 @@ async fn send_response(response: Response<SpinBody>, response_out: ResponseOutpa
 }
 
 /// Copies a body into a wasi output stream chunk by chunk, never holding it whole.
-async fn pump(body: SpinBody, sink: &mut (impl futures::Sink<Vec<u8>, Error = wasi::io::streams::StreamError> + Unpin)) -> Result<(), ()> {
+async fn pump(
+    body: SpinBody,
+    sink: &mut (impl futures::Sink<Vec<u8>, Error = wasi::io::streams::StreamError> + Unpin),
+) -> Result<(), ()> {
     match body {
         SpinBody::Empty => Ok(()),
         SpinBody::Bytes(bytes) => sink.send(bytes.to_vec()).await.map_err(|_| ()),
@@ -220,7 +227,8 @@ impl Fetch for SpinPlatform {
                 headers.append(name, value);
             }
         }
-        let status = http::StatusCode::from_u16(response.status()).map_err(|_| FetchError::Unreachable("invalid status".into()))?;
+        let status = http::StatusCode::from_u16(response.status())
+            .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
         let mut out = Response::new(SpinBody::Response(response));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
@@ -237,13 +245,15 @@ impl Clock for SpinPlatform {
 
 impl Sleep for SpinPlatform {
     async fn sleep(&self, duration: Duration) {
-        let deadline = wasi::clocks::monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+        let deadline =
+            wasi::clocks::monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
         let mut registration: Option<spin_executor::CancelOnDropToken> = None;
         std::future::poll_fn(|cx| {
-            let pollable = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
-            if pollable.ready() {
+            let now = wasi::clocks::monotonic_clock::now();
+            if now >= deadline {
                 return Poll::Ready(());
             }
+            let pollable = wasi::clocks::monotonic_clock::subscribe_duration(deadline - now);
             registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
             Poll::Pending
         })

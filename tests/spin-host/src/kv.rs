@@ -96,21 +96,12 @@ impl store::HostBucket for State {
         Ok(Ok(self.shared.kv.with_bucket(&name, |b| b.contains_key(&key))))
     }
 
-    fn list_keys(
-        &mut self,
-        bucket: Resource<BucketHandle>,
-        cursor: Option<String>,
-    ) -> KvResult<store::KeyResponse> {
+    fn list_keys(&mut self, bucket: Resource<BucketHandle>, cursor: Option<String>) -> KvResult<store::KeyResponse> {
         if cursor.is_some() {
-            return Ok(Err(store::Error::Other(
-                "list_keys: cursor not supported".to_string(),
-            )));
+            return Ok(Err(store::Error::Other("list_keys: cursor not supported".to_string())));
         }
         let name = self.bucket_name(&bucket)?;
-        let mut keys = self
-            .shared
-            .kv
-            .with_bucket(&name, |b| b.keys().cloned().collect::<Vec<_>>());
+        let mut keys = self.shared.kv.with_bucket(&name, |b| b.keys().cloned().collect::<Vec<_>>());
         keys.sort();
         Ok(Ok(store::KeyResponse { keys, cursor: None }))
     }
@@ -137,28 +128,18 @@ fn read_counter(value: Option<&Vec<u8>>) -> Result<i64, store::Error> {
 }
 
 impl atomics::Host for State {
-    fn increment(
-        &mut self,
-        bucket: Resource<BucketHandle>,
-        key: String,
-        delta: i64,
-    ) -> KvResult<i64> {
+    fn increment(&mut self, bucket: Resource<BucketHandle>, key: String, delta: i64) -> KvResult<i64> {
         let name = self.bucket_name(&bucket)?;
         Ok(self.shared.kv.with_bucket(&name, |b| {
             let current = read_counter(b.get(&key))?;
-            let new = current
-                .checked_add(delta)
-                .ok_or_else(|| store::Error::Other("increment: i64 overflow".to_string()))?;
+            let new =
+                current.checked_add(delta).ok_or_else(|| store::Error::Other("increment: i64 overflow".to_string()))?;
             b.insert(key, new.to_le_bytes().to_vec());
             Ok(new)
         }))
     }
 
-    fn swap(
-        &mut self,
-        cas: Resource<CasHandle>,
-        value: Vec<u8>,
-    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+    fn swap(&mut self, cas: Resource<CasHandle>, value: Vec<u8>) -> wasmtime::Result<Result<(), atomics::CasError>> {
         let cas = self.table.delete(cas)?;
         let outcome = self.shared.kv.with_bucket(&cas.bucket, |b| {
             let current = b.get(&cas.key);
@@ -172,11 +153,7 @@ impl atomics::Host for State {
         match outcome {
             Ok(()) => Ok(Ok(())),
             Err(latest) => {
-                let retry = self.table.push(CasHandle {
-                    bucket: cas.bucket,
-                    key: cas.key,
-                    expected: latest,
-                })?;
+                let retry = self.table.push(CasHandle { bucket: cas.bucket, key: cas.key, expected: latest })?;
                 Ok(Err(atomics::CasError::CasFailed(retry)))
             }
         }
@@ -186,11 +163,7 @@ impl atomics::Host for State {
 impl atomics::HostCas for State {
     fn new(&mut self, bucket: Resource<BucketHandle>, key: String) -> KvResult<Resource<CasHandle>> {
         let name = self.bucket_name(&bucket)?;
-        Ok(Ok(self.table.push(CasHandle {
-            bucket: name,
-            key,
-            expected: None,
-        })?))
+        Ok(Ok(self.table.push(CasHandle { bucket: name, key, expected: None })?))
     }
 
     fn current(&mut self, cas: Resource<CasHandle>) -> KvResult<Option<Vec<u8>>> {
@@ -224,11 +197,7 @@ impl batch::Host for State {
         })))
     }
 
-    fn set_many(
-        &mut self,
-        bucket: Resource<BucketHandle>,
-        key_values: Vec<(String, Vec<u8>)>,
-    ) -> KvResult<()> {
+    fn set_many(&mut self, bucket: Resource<BucketHandle>, key_values: Vec<(String, Vec<u8>)>) -> KvResult<()> {
         let name = self.bucket_name(&bucket)?;
         self.shared.kv.with_bucket(&name, |b| b.extend(key_values));
         Ok(Ok(()))

@@ -87,29 +87,20 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--listen" => {
                 let v = value("--listen")?;
-                listen = v
-                    .parse()
-                    .with_context(|| format!("--listen: invalid socket address {v:?}"))?;
+                listen = v.parse().with_context(|| format!("--listen: invalid socket address {v:?}"))?;
             }
             "--component" => component = Some(PathBuf::from(value("--component")?)),
             "--var" => {
                 let v = value("--var")?;
-                let (name, val) = v
-                    .split_once('=')
-                    .with_context(|| format!("--var expects NAME=VALUE, got {v:?}"))?;
-                variables::validate_name(name)
-                    .map_err(|reason| anyhow::anyhow!("--var {name:?}: {reason}"))?;
+                let (name, val) = v.split_once('=').with_context(|| format!("--var expects NAME=VALUE, got {v:?}"))?;
+                variables::validate_name(name).map_err(|reason| anyhow::anyhow!("--var {name:?}: {reason}"))?;
                 vars.insert(name.to_string(), val.to_string());
             }
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
     let component = component.with_context(|| format!("--component is required\n\n{USAGE}"))?;
-    Ok(Args {
-        listen,
-        component,
-        vars,
-    })
+    Ok(Args { listen, component, vars })
 }
 
 /// State shared by every request / instance.
@@ -128,20 +119,13 @@ pub struct State {
 
 impl WasiView for State {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: wasmtime_wasi_http::default_hooks(),
-        }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: wasmtime_wasi_http::default_hooks() }
     }
 }
 
@@ -160,10 +144,7 @@ fn main() {
 
 fn real_main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("building tokio runtime")?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("building tokio runtime")?;
     rt.block_on(serve(args))
 }
 
@@ -172,21 +153,13 @@ fn build_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     bindings::wasi::keyvalue::store::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-    bindings::wasi::keyvalue::atomics::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| {
-        s
-    })?;
+    bindings::wasi::keyvalue::atomics::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
     bindings::wasi::keyvalue::batch::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
-    bindings::fermyon::spin::variables::add_to_linker::<State, HasSelf<State>>(
-        &mut linker,
-        |s| s,
-    )?;
+    bindings::fermyon::spin::variables::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
 
     let stubbed = stub_unimplemented_imports(&mut linker, engine, component)?;
     if !stubbed.is_empty() {
-        eprintln!(
-            "spin-test-host: warning: not implemented here, calls will trap: {}",
-            stubbed.join(", ")
-        );
+        eprintln!("spin-test-host: warning: not implemented here, calls will trap: {}", stubbed.join(", "));
     }
     let instance_pre = linker.instantiate_pre(component)?;
     Ok(ProxyPre::new(instance_pre)
@@ -201,18 +174,13 @@ fn host_provides(name: &str) -> bool {
         return false;
     };
     match path {
-        "wasi:keyvalue/store" | "wasi:keyvalue/atomics" | "wasi:keyvalue/batch" => {
-            version == "0.2.0-draft2"
-        }
+        "wasi:keyvalue/store" | "wasi:keyvalue/atomics" | "wasi:keyvalue/batch" => version == "0.2.0-draft2",
         "fermyon:spin/variables" => version == "2.0.0",
         "wasi:http/types" | "wasi:http/outgoing-handler" => is_wasi_p2(version),
         _ => {
             let pkg = path.split('/').next().unwrap_or_default();
-            matches!(
-                pkg,
-                "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:filesystem"
-                    | "wasi:sockets"
-            ) && is_wasi_p2(version)
+            matches!(pkg, "wasi:cli" | "wasi:io" | "wasi:clocks" | "wasi:random" | "wasi:filesystem" | "wasi:sockets")
+                && is_wasi_p2(version)
         }
     }
 }
@@ -274,9 +242,7 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("loading component {}", args.component.display()))?;
     let pre = build_pre(&engine, &component)?;
 
-    let listener = TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener = TcpListener::bind(args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let local = listener.local_addr()?;
     {
         let mut out = std::io::stdout().lock();
@@ -284,14 +250,8 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    let server = Arc::new(Server {
-        pre,
-        shared: Arc::new(Shared {
-            kv: kv::KvMap::default(),
-            vars: args.vars,
-        }),
-        listen: local,
-    });
+    let server =
+        Arc::new(Server { pre, shared: Arc::new(Shared { kv: kv::KvMap::default(), vars: args.vars }), listen: local });
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -331,15 +291,10 @@ async fn serve(args: Args) -> anyhow::Result<()> {
 }
 
 fn text_response(status: u16, msg: String) -> hyper::Response<HyperOutgoingBody> {
-    let body = Full::new(Bytes::from(msg))
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    let body = Full::new(Bytes::from(msg)).map_err(|never| match never {}).boxed_unsync();
     let mut resp = hyper::Response::new(body);
     *resp.status_mut() = http::StatusCode::from_u16(status).unwrap_or_default();
-    resp.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -378,11 +333,8 @@ impl Server {
                 None => self.listen.to_string(),
             },
         };
-        let path_and_query = req
-            .uri()
-            .path_and_query()
-            .map(|pq| pq.as_str().to_string())
-            .unwrap_or_else(|| "/".to_string());
+        let path_and_query =
+            req.uri().path_and_query().map(|pq| pq.as_str().to_string()).unwrap_or_else(|| "/".to_string());
         let path = req.uri().path().to_string();
         let headers = req.headers_mut();
         if !headers.contains_key(HOST) {
@@ -406,10 +358,7 @@ impl Server {
             },
         );
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, req)?;
+        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
         let pre = self.pre.clone();
 
@@ -417,10 +366,7 @@ impl Server {
         // body after `response-outparam::set` has handed us the head.
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await?;
             Ok::<_, wasmtime::Error>(())
         });
 
@@ -430,10 +376,9 @@ impl Server {
                 tokio::spawn(async move {
                     match task.await {
                         Ok(Ok(())) => {}
-                        Ok(Err(e)) => eprintln!(
-                            "spin-test-host: guest error after response: {:#}",
-                            anyhow::Error::from(e)
-                        ),
+                        Ok(Err(e)) => {
+                            eprintln!("spin-test-host: guest error after response: {:#}", anyhow::Error::from(e))
+                        }
                         Err(e) => eprintln!("spin-test-host: guest task failed: {e}"),
                     }
                 });

@@ -11,10 +11,7 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     let (Some(first), Some(last)) = (name.bytes().next(), name.bytes().last()) else {
         return Err("must not be empty".to_string());
     };
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_'))
-    {
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')) {
         return Err(format!(
             "invalid character {c:?}; variable names may contain only lower-case letters, numbers and underscores"
         ));
@@ -42,9 +39,9 @@ impl variables::Host for State {
         let env_name = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
         match std::env::var(&env_name) {
             Ok(v) => Ok(Ok(v)),
-            Err(_) => Ok(Err(Error::Undefined(format!(
-                "no variable {name:?} (pass --var {name}=VALUE or set {env_name})"
-            )))),
+            Err(_) => {
+                Ok(Err(Error::Undefined(format!("no variable {name:?} (pass --var {name}=VALUE or set {env_name})"))))
+            }
         }
     }
 }

@@ -1,0 +1,77 @@
+//! The `edgegate` command and the committed JSON Schema.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn edgegate(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_edgegate"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("GATEWAY_ROUTES")
+        .env_remove("EDGEGATE_SPIN_MANIFEST")
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+}
+
+#[test]
+fn committed_schema_matches_the_types() {
+    let committed = std::fs::read_to_string(root().join("routes.schema.json")).unwrap();
+    assert!(
+        committed == gateway_core::config::json_schema(),
+        "routes.schema.json drifted from the config types: run `cargo run -p edgegate-cli -- schema > routes.schema.json`"
+    );
+    let (ok, stdout, _) = edgegate(&["schema"]);
+    assert!(ok);
+    assert_eq!(stdout, committed);
+}
+
+#[test]
+fn check_accepts_the_shipped_files() {
+    let (ok, stdout, stderr) = edgegate(&["check"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("routes.json: ok"), "{stdout}");
+}
+
+#[test]
+fn check_reports_every_error_with_its_path_and_fails() {
+    let fixture = "gateway-core/tests/fixtures/invalid/many-errors.json";
+    let (ok, _, stderr) = edgegate(&["check", fixture]);
+    assert!(!ok);
+    let expected =
+        std::fs::read_to_string(root().join("gateway-core/tests/fixtures/invalid/many-errors.errors")).unwrap();
+    for line in expected.lines() {
+        assert!(stderr.contains(&format!("{fixture}: {line}")), "missing {line:?} in\n{stderr}");
+    }
+}
+
+#[test]
+fn check_catches_a_spin_manifest_out_of_step() {
+    let dir = std::env::temp_dir().join(format!("edgegate-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let manifest = dir.join("spin.toml");
+    let shipped = std::fs::read_to_string(root().join("spin.toml")).unwrap();
+    std::fs::write(&manifest, shipped.replace("http://127.0.0.1:8788", "http://127.0.0.1:1")).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_edgegate"))
+        .args(["check"])
+        .current_dir(root())
+        .env_remove("GATEWAY_ROUTES")
+        .env("EDGEGATE_SPIN_MANIFEST", &manifest)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("allowed_outbound_hosts"));
+
+    let synced = edgegate_cli::sync_spin_manifest(
+        &std::fs::read_to_string(&manifest).unwrap(),
+        &edgegate_cli::load(&root().join("routes.json")).unwrap().1,
+    )
+    .unwrap();
+    assert_eq!(synced, shipped);
+    std::fs::remove_dir_all(dir).unwrap();
+}
