@@ -1,9 +1,7 @@
 //! Header hygiene between client, gateway and upstream: hop-by-hop headers, forwarding
 //! headers, request ids and W3C trace context.
 
-use std::fmt::Write as _;
-
-use http::header::{CONNECTION, HOST, TE, TRAILER, TRANSFER_ENCODING, UPGRADE};
+use http::header::{CONNECTION, HOST, UPGRADE};
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::ports::{Client, Entropy};
@@ -11,19 +9,40 @@ use crate::ports::{Client, Entropy};
 pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub(crate) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
-pub(crate) static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub(crate) static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 pub(crate) static SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
-static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
 /// Removes hop-by-hop headers: `Connection` and every header it names, `Keep-Alive`, `TE`,
 /// `Trailer`, `Transfer-Encoding`, `Proxy-*`, and `Upgrade` unless this is a WebSocket
 /// upgrade (then `Upgrade: websocket` and `Connection: upgrade` are kept).
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let websocket = is_websocket_upgrade(headers);
+    let websocket = headers.contains_key(UPGRADE) && is_websocket_upgrade(headers);
+    if headers.contains_key(CONNECTION) {
+        strip_connection_listed(headers, websocket);
+    }
+    // One scan with string comparisons: cheaper than hashing every name for a removal
+    // when, as usual, none of them is present.
+    remove_where(headers, |name| {
+        matches!(name.as_str(), "connection" | "keep-alive" | "te" | "trailer" | "transfer-encoding" | "upgrade")
+            || name.as_str().starts_with("proxy-")
+    });
+    if websocket {
+        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+}
+
+fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+    // An empty Vec does not allocate.
+    let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
+    for name in names {
+        headers.remove(name);
+    }
+}
+
+fn strip_connection_listed(headers: &mut HeaderMap, websocket: bool) {
     let listed: Vec<HeaderName> = headers
         .get_all(CONNECTION)
         .iter()
@@ -35,17 +54,6 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
         if !(websocket && name == UPGRADE) {
             headers.remove(name);
         }
-    }
-    for name in [&CONNECTION, &KEEP_ALIVE, &TE, &TRAILER, &TRANSFER_ENCODING, &UPGRADE] {
-        headers.remove(name);
-    }
-    let proxy: Vec<HeaderName> = headers.keys().filter(|n| n.as_str().starts_with("proxy-")).cloned().collect();
-    for name in proxy {
-        headers.remove(name);
-    }
-    if websocket {
-        headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
-        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
 }
 
@@ -64,9 +72,12 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// is appended to the incoming chain and incoming proto/host are kept.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: &Client, original_host: Option<&str>, trust: bool) {
     if !trust {
-        for name in [&X_FORWARDED_FOR, &X_FORWARDED_PROTO, &X_FORWARDED_HOST, &FORWARDED, &X_REAL_IP] {
-            headers.remove(name);
-        }
+        remove_where(headers, |name| {
+            matches!(
+                name.as_str(),
+                "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip"
+            )
+        });
     }
     if let Some(ip) = client.ip {
         let chain =
@@ -104,7 +115,7 @@ pub(crate) fn new_request_id(entropy: &impl Entropy) -> HeaderValue {
         if matches!(i, 4 | 6 | 8 | 10) {
             id.push('-');
         }
-        let _ = write!(id, "{byte:02x}");
+        push_hex(&mut id, &[*byte]);
     }
     HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }
@@ -113,14 +124,19 @@ pub(crate) fn new_request_id(entropy: &impl Entropy) -> HeaderValue {
 /// (and its `tracestate` kept), or a new trace when the incoming `traceparent` is absent
 /// or invalid (then any `tracestate` is dropped).
 pub(crate) fn propagate_trace(headers: &mut HeaderMap, entropy: &impl Entropy) {
-    let incoming = headers.get(&TRACEPARENT).and_then(|v| parse_traceparent(v.as_bytes()));
     let mut span = [0u8; 8];
     entropy.fill(&mut span);
     if span == [0; 8] {
         span[7] = 1;
     }
-    let value = match incoming {
-        Some((trace_id, flags)) => format!("00-{trace_id}-{}-{flags}", hex(&span)),
+    let mut value = String::with_capacity(55);
+    value.push_str("00-");
+    let continued = headers.get(&TRACEPARENT).and_then(|v| parse_traceparent(v.as_bytes())).map(|(trace_id, flags)| {
+        value.push_str(trace_id);
+        u8::from_str_radix(flags, 16).unwrap_or(0)
+    });
+    let flags = match continued {
+        Some(flags) => flags,
         None => {
             headers.remove(&TRACESTATE);
             let mut trace = [0u8; 16];
@@ -128,9 +144,14 @@ pub(crate) fn propagate_trace(headers: &mut HeaderMap, entropy: &impl Entropy) {
             if trace == [0; 16] {
                 trace[15] = 1;
             }
-            format!("00-{}-{}-00", hex(&trace), hex(&span))
+            push_hex(&mut value, &trace);
+            0
         }
     };
+    value.push('-');
+    push_hex(&mut value, &span);
+    value.push('-');
+    push_hex(&mut value, &[flags]);
     if let Ok(value) = HeaderValue::try_from(value) {
         headers.insert(&TRACEPARENT, value);
     }
@@ -154,21 +175,38 @@ fn parse_traceparent(value: &[u8]) -> Option<(&str, &str)> {
     valid.then_some((trace_id, flags))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let digit = |nibble: u8| DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
+    for chunk in bytes.chunks(16) {
+        let mut buf = [0u8; 32];
+        for (pair, byte) in buf.chunks_exact_mut(2).zip(chunk) {
+            if let [high, low] = pair {
+                *high = digit(byte >> 4);
+                *low = digit(byte & 0x0f);
+            }
+        }
+        let text = buf.get(..chunk.len() * 2).and_then(|hex| std::str::from_utf8(hex).ok());
+        out.push_str(text.unwrap_or_default());
     }
-    out
 }
 
 /// True when a raw path has a `.` or `..` segment, literally or percent-encoded: such a
 /// path could climb out of a stripped prefix at the upstream.
 pub(crate) fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let lower = segment.to_ascii_lowercase();
-        let decoded = lower.replace("%2e", ".");
-        decoded == "." || decoded == ".."
+        // A segment of only `.` and `%2e` tokens, one or two of them.
+        let mut dots = 0;
+        let mut rest = segment.as_bytes();
+        while !rest.is_empty() {
+            match rest {
+                [b'.', tail @ ..] => rest = tail,
+                [b'%', b'2', e, tail @ ..] if e.eq_ignore_ascii_case(&b'e') => rest = tail,
+                _ => return false,
+            }
+            dots += 1;
+        }
+        dots == 1 || dots == 2
     })
 }
 

@@ -58,6 +58,38 @@ impl Gateway {
         self.routes.iter().map(|r| &*r.id)
     }
 
+    /// The id of the route a request takes, or the problem the gateway answers instead
+    /// ([`ProblemKind::RouteNotFound`] or [`ProblemKind::MethodNotAllowed`]). A pure function
+    /// of the request line: this is the matching `handle` does, exposed for tools and benchmarks.
+    ///
+    /// ```
+    /// # use gateway_core::{Gateway, ProblemKind};
+    /// # use http::{HeaderMap, Method};
+    /// let gateway = Gateway::from_json(r#"{"version": 1, "upstreams": {"u": {"url": "http://127.0.0.1:9000"}}, "routes": [
+    ///   {"id": "one", "match": {"path": "/users/{id}", "methods": ["GET"]}, "upstream": "u"},
+    ///   {"id": "new", "match": {"path": "/users/new", "methods": ["GET"]}, "upstream": "u"}]}"#).unwrap();
+    /// let headers = HeaderMap::new();
+    /// assert_eq!(gateway.find_route(&Method::GET, None, &headers, "/users/7"), Ok("one"));
+    /// assert_eq!(gateway.find_route(&Method::GET, None, &headers, "/users/new"), Ok("new"));
+    /// assert_eq!(gateway.find_route(&Method::POST, None, &headers, "/users/7"), Err(ProblemKind::MethodNotAllowed));
+    /// assert_eq!(gateway.find_route(&Method::GET, None, &headers, "/orders"), Err(ProblemKind::RouteNotFound));
+    /// ```
+    pub fn find_route(
+        &self,
+        method: &http::Method,
+        host: Option<&str>,
+        headers: &http::HeaderMap,
+        path: &str,
+    ) -> Result<&str, ProblemKind> {
+        match self.router.find(&self.routes, method, host, headers, path) {
+            router::RouteMatch::Found { route, .. } => {
+                self.routes.get(route).map(|r| &*r.id).ok_or(ProblemKind::Internal)
+            }
+            router::RouteMatch::MethodNotAllowed { .. } => Err(ProblemKind::MethodNotAllowed),
+            router::RouteMatch::NotFound => Err(ProblemKind::RouteNotFound),
+        }
+    }
+
     /// `scheme://host[:port]` of every upstream, sorted and without duplicates: what a
     /// platform must allow outbound (Spin's `allowed_outbound_hosts`).
     pub fn upstream_origins(&self) -> Vec<String> {

@@ -22,7 +22,9 @@ impl AccessRecord<'_> {
     /// The JSON line. The query string is never logged: it may carry secrets.
     pub fn to_json(&self) -> String {
         let mut line = String::with_capacity(256);
-        let _ = write!(line, "{{\"time\":\"{}\",\"request_id\":", rfc3339(self.time));
+        line.push_str("{\"time\":\"");
+        write_rfc3339(&mut line, self.time);
+        line.push_str("\",\"request_id\":");
         push_json_string(&mut line, self.request_id);
         line.push_str(",\"route\":");
         match self.route {
@@ -53,11 +55,34 @@ impl AccessRecord<'_> {
 }
 
 fn push_json_string(out: &mut String, value: &str) {
-    out.push_str(&serde_json::Value::from(value).to_string());
+    out.push('"');
+    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(value);
+        out.push('"');
+        return;
+    }
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
-pub(crate) fn rfc3339(millis: UnixMillis) -> String {
+#[cfg(test)]
+fn rfc3339(millis: UnixMillis) -> String {
+    let mut out = String::new();
+    write_rfc3339(&mut out, millis);
+    out
+}
+
+fn write_rfc3339(out: &mut String, millis: UnixMillis) {
     let seconds = millis / 1000;
     let days = (seconds / 86_400) as i64;
     let rem = seconds % 86_400;
@@ -71,18 +96,27 @@ pub(crate) fn rfc3339(millis: UnixMillis) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         millis % 1000
-    )
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn escapes_json_strings() {
+        let mut out = String::new();
+        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
+        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#.replace("\\n", "\\u000a"));
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), "a\"b\\c\nd\u{1}é");
+    }
 
     #[test]
     fn formats_times() {
