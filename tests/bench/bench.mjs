@@ -1,0 +1,73 @@
+// `scripts/bench`: the Workers build (tests/bench/routes.json) and a bare JS pass-through
+// worker, each under Miniflare (one workerd process, no wrangler dev in the way), in front of
+// the same fast node upstream, loaded by wrk with the same bounded settings in the same run.
+import http from "node:http";
+import path from "node:path";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const duration = process.env.BENCH_DURATION ?? "10s";
+const connections = process.env.BENCH_CONNECTIONS ?? "32";
+
+const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
+const upstream = http.createServer((req, res) => {
+  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
+  res.end(body);
+});
+upstream.keepAliveTimeout = 60_000;
+await new Promise((r) => upstream.listen(47281, "127.0.0.1", r));
+
+const common = { modules: true, compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0, log: new Log(LogLevel.WARN),
+  // Drained, not printed: an undrained pipe would block workerd on its first full buffer.
+  handleRuntimeStdio(stdout, stderr) {
+    stdout.resume();
+    stderr.resume();
+  },
+};
+const subjects = [
+  { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") } },
+  {
+    name: "edgegate",
+    options: { ...common, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] },
+  },
+];
+
+// Asynchronous, so this process keeps serving the upstream while wrk runs.
+const run = promisify(execFile);
+
+async function wrk(url) {
+  // A short warm-up, then the measured run.
+  await run("wrk", ["-t2", "-c8", "-d2s", url]);
+  const { stdout: out } = await run("wrk", ["-t2", `-c${connections}`, `-d${duration}`, "--latency", url]);
+  const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]);
+  const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
+  const pct = (p) => {
+    const m = out.match(new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`));
+    return m ? toMs(m[1], m[2]) : NaN;
+  };
+  const errors = out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? "0";
+  return { rps, p50: pct(50), p99: pct(99), errors: Number(errors) };
+}
+
+const results = {};
+for (const subject of subjects) {
+  const mf = new Miniflare(subject.options);
+  const url = await mf.ready;
+  const probe = await fetch(new URL("/proxy/items?x=1", url));
+  if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}`);
+  await probe.arrayBuffer();
+  results[subject.name] = await wrk(new URL("/proxy/items?x=1", url).href);
+  await mf.dispose();
+}
+upstream.close();
+
+console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items → node upstream on 127.0.0.1\n`);
+console.log("subject           req/s      p50 ms   p99 ms   non-2xx");
+for (const [name, r] of Object.entries(results)) {
+  console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${r.errors}`);
+}
+const ratio = results.edgegate.rps / results["js-passthrough"].rps;
+console.log(`\nedgegate / js-passthrough throughput: ${ratio.toFixed(2)}x`);
