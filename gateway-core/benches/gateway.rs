@@ -2,10 +2,6 @@
 //! pipeline for a plain proxy route over in-memory fakes.
 #![allow(async_fn_in_trait, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -13,6 +9,10 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
 use gateway_core::{handle, Gateway};
 use http::{HeaderMap, Method, Request, Response};
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::block_on;
 
 /// A routes file shaped like a real fleet: per service, CRUD routes with parameters, a
 /// nested resource and a catch-all.
@@ -103,21 +103,6 @@ impl Entropy for Fakes {
 impl AccessLog for Fakes {
     fn log(&self, line: &str) {
         black_box(line);
-    }
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    loop {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
     }
 }
 

@@ -4,16 +4,15 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
-use std::pin::pin;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
 use gateway_core::{handle, Gateway};
 use http::{Request, Response, StatusCode};
+
+mod support;
+use support::block_on;
 
 #[derive(Debug, Clone, PartialEq)]
 enum FakeBody {
@@ -139,22 +138,6 @@ impl AccessLog for Fake {
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
     }
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Noop));
-    let mut cx = Context::from_waker(&waker);
-    let mut future = pin!(future);
-    for _ in 0..1000 {
-        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
-            return out;
-        }
-    }
-    panic!("future did not complete");
 }
 
 const CLIENT: Client = Client { ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9))), https: true };

@@ -1,0 +1,24 @@
+//! Shared by the pipeline tests and the benchmarks.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+
+/// Runs a future whose fakes never wait on real IO by polling it until it is ready; one
+/// still pending after 1000 polls is a bug in the fakes.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    struct Noop;
+    impl Wake for Noop {
+        fn wake(self: Arc<Self>) {}
+    }
+    let waker = Waker::from(Arc::new(Noop));
+    let mut cx = Context::from_waker(&waker);
+    let mut future = pin!(future);
+    for _ in 0..1000 {
+        if let Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+    panic!("future still pending after 1000 polls");
+}
