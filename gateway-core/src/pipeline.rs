@@ -206,6 +206,9 @@ async fn route_and_forward<P: Platform>(
         Some(Some(_)) => body,
         None if body.is_known_empty() => body,
         None => match body.collect(route.max_body_bytes).await {
+            // A platform that cannot tell an absent body from an empty stream (Spin) lands
+            // here for every GET; forward it without inventing a `Content-Length: 0`.
+            Ok(bytes) if bytes.is_empty() => P::Body::empty(),
             Ok(bytes) => {
                 if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
                     parts.headers.insert(CONTENT_LENGTH, length);

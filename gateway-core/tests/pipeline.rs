@@ -379,6 +379,12 @@ fn body_limits() {
     let sent = fake.last();
     assert_eq!(sent.headers()["content-length"], "5");
     assert_eq!(sent.body().text(), "hello");
+    // An undeclared body that turns out empty is forwarded as no body at all.
+    let fake = Fake::new();
+    block_on(handle(&gateway, &fake, request("GET", "/users/1", &[], FakeBody::Chunks(vec![])), &CLIENT));
+    let sent = fake.last();
+    assert!(!sent.headers().contains_key("content-length"));
+    assert_eq!(*sent.body(), FakeBody::Empty);
     // A declared length within the limit streams through untouched.
     let fake = Fake::new();
     let body = FakeBody::Chunks(vec![Bytes::from_static(b"abc")]);
