@@ -88,10 +88,14 @@ fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
     builder.body(SpinBody::Request(request)).ok()
 }
 
+/// The headers as wasi-http fields. Appended one by one: `Fields::from_list` rejects the
+/// whole list when one header is forbidden by the host, which would drop every header.
 fn fields_of(headers: &HeaderMap) -> Fields {
-    let entries: Vec<(String, Vec<u8>)> =
-        headers.iter().map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec())).collect();
-    Fields::from_list(&entries).unwrap_or_else(|_| Fields::new())
+    let fields = Fields::new();
+    for (name, value) in headers {
+        let _ = fields.append(name.as_str(), value.as_bytes());
+    }
+    fields
 }
 
 async fn send_response(response: Response<SpinBody>, response_out: ResponseOutparam) {
