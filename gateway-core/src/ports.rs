@@ -27,6 +27,88 @@ pub trait Body: Sized {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError>;
 }
 
+/// A platform's own body stream (a JS `ReadableStream`, a wasi input stream), read whole
+/// only when a policy needs the bytes.
+pub trait ByteStream: Sized {
+    /// Reads the stream to its end, failing with [`BodyError::TooLarge`] as soon as more than
+    /// `limit` bytes arrive ([`LimitedBuffer`] does the counting).
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError>;
+}
+
+/// The body both adapters use: nothing, bytes the gateway produced, or the platform's stream
+/// passed through untouched.
+#[derive(Debug)]
+pub enum StreamBody<S> {
+    /// No body.
+    Empty,
+    /// A body the gateway made (a problem answer, a counted request body).
+    Bytes(Bytes),
+    /// The platform's stream.
+    Stream(S),
+}
+
+impl<S: ByteStream> Body for StreamBody<S> {
+    fn empty() -> Self {
+        Self::Empty
+    }
+
+    fn from_bytes(bytes: Bytes) -> Self {
+        Self::Bytes(bytes)
+    }
+
+    fn is_known_empty(&self) -> bool {
+        match self {
+            Self::Empty => true,
+            Self::Bytes(bytes) => bytes.is_empty(),
+            Self::Stream(_) => false,
+        }
+    }
+
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        match self {
+            Self::Empty => Ok(Bytes::new()),
+            Self::Bytes(bytes) if bytes.len() as u64 > limit => Err(BodyError::TooLarge),
+            Self::Bytes(bytes) => Ok(bytes),
+            Self::Stream(stream) => stream.collect(limit).await,
+        }
+    }
+}
+
+/// Accumulates chunks of a body up to a limit.
+///
+/// ```
+/// use gateway_core::ports::{BodyError, LimitedBuffer};
+/// let mut buffer = LimitedBuffer::new(5);
+/// assert_eq!(buffer.push(b"abc"), Ok(()));
+/// assert_eq!(buffer.push(b"def"), Err(BodyError::TooLarge));
+/// ```
+#[derive(Debug)]
+pub struct LimitedBuffer {
+    bytes: Vec<u8>,
+    limit: u64,
+}
+
+impl LimitedBuffer {
+    /// An empty buffer that accepts at most `limit` bytes.
+    pub fn new(limit: u64) -> Self {
+        Self { bytes: Vec::new(), limit }
+    }
+
+    /// Appends a chunk, or fails once the total would exceed the limit.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), BodyError> {
+        if (self.bytes.len() + chunk.len()) as u64 > self.limit {
+            return Err(BodyError::TooLarge);
+        }
+        self.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// The bytes collected.
+    pub fn finish(self) -> Bytes {
+        Bytes::from(self.bytes)
+    }
+}
+
 /// Why a body could not be read.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]

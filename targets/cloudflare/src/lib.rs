@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::ports::{
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Sleep, StreamBody,
+    UnixMillis,
+};
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use wasm_bindgen::{JsCast, JsValue};
@@ -50,7 +53,7 @@ fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
     for name in RUNTIME_HEADERS {
         headers.remove(name);
     }
-    let body = request.body().map_or(JsBody::Empty, JsBody::Stream);
+    let body = request.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
     let mut builder = Request::builder().method(request.method().as_str()).uri(request.url());
     if let Some(map) = builder.headers_mut() {
         *map = headers;
@@ -87,7 +90,9 @@ fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
     init.set_headers(&headers_to_web(&parts.headers)?.into());
     let response = match body {
         JsBody::Empty => web_sys::Response::new_with_opt_readable_stream_and_init(None, &init)?,
-        JsBody::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?,
+        JsBody::Stream(JsStream(stream)) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?
+        }
         JsBody::Bytes(bytes) => {
             let mut bytes = bytes.to_vec();
             web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut bytes), &init)?
@@ -98,55 +103,27 @@ fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
 
 /// A body as Workers holds it: a JS stream that is never copied into wasm unless a policy
 /// reads it, or bytes the gateway produced.
+pub type JsBody = StreamBody<JsStream>;
+
+/// A JS `ReadableStream` of bytes.
 #[derive(Debug)]
-pub enum JsBody {
-    Empty,
-    Stream(web_sys::ReadableStream),
-    Bytes(Bytes),
-}
+pub struct JsStream(web_sys::ReadableStream);
 
-impl Body for JsBody {
-    fn empty() -> Self {
-        Self::Empty
-    }
-
-    fn from_bytes(bytes: Bytes) -> Self {
-        Self::Bytes(bytes)
-    }
-
-    fn is_known_empty(&self) -> bool {
-        match self {
-            Self::Empty => true,
-            Self::Bytes(bytes) => bytes.is_empty(),
-            Self::Stream(_) => false,
-        }
-    }
-
+impl ByteStream for JsStream {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
-        let stream = match self {
-            Self::Empty => return Ok(Bytes::new()),
-            Self::Bytes(bytes) if bytes.len() as u64 > limit => return Err(BodyError::TooLarge),
-            Self::Bytes(bytes) => return Ok(bytes),
-            Self::Stream(stream) => stream,
-        };
-        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
-        let mut collected = Vec::new();
+        let reader: web_sys::ReadableStreamDefaultReader = self.0.get_reader().unchecked_into();
+        let mut buffer = LimitedBuffer::new(limit);
         loop {
             let step = JsFuture::from(reader.read()).await.map_err(|_| BodyError::Read)?;
             let done = js_sys::Reflect::get(&step, &JsValue::from_str("done")).map_err(|_| BodyError::Read)?;
             if done.as_bool().unwrap_or(true) {
-                return Ok(Bytes::from(collected));
+                return Ok(buffer.finish());
             }
             let chunk = js_sys::Reflect::get(&step, &JsValue::from_str("value")).map_err(|_| BodyError::Read)?;
             let chunk: js_sys::Uint8Array = chunk.dyn_into().map_err(|_| BodyError::Read)?;
-            if collected.len() as u64 + u64::from(chunk.length()) > limit {
+            if let Err(error) = buffer.push(&chunk.to_vec()) {
                 let _ = reader.cancel();
-                return Err(BodyError::TooLarge);
-            }
-            let start = collected.len();
-            collected.resize(start + chunk.length() as usize, 0);
-            if let Some(target) = collected.get_mut(start..) {
-                chunk.copy_to(target);
+                return Err(error);
             }
         }
     }
@@ -182,7 +159,7 @@ impl Fetch for Workers {
         init.set_signal(Some(&controller.signal()));
         match body {
             JsBody::Empty => {}
-            JsBody::Stream(stream) => init.set_body(&stream),
+            JsBody::Stream(JsStream(stream)) => init.set_body(&stream),
             JsBody::Bytes(bytes) => init.set_body(&js_sys::Uint8Array::from(&bytes[..])),
         }
         let mut guard = AbortOnDrop(Some(controller));
@@ -192,7 +169,7 @@ impl Fetch for Workers {
         guard.0 = None;
         let response: web_sys::Response =
             response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
-        let body = response.body().map_or(JsBody::Empty, JsBody::Stream);
+        let body = response.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
         let mut out = Response::new(body);
         *out.status_mut() = http::StatusCode::from_u16(response.status())
             .map_err(|_| FetchError::Unreachable("invalid status".into()))?;

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
-use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::ports::{
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Sleep, StreamBody,
+    UnixMillis,
+};
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use spin_sdk::http::{
@@ -85,7 +88,7 @@ fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    builder.body(SpinBody::Request(request)).ok()
+    builder.body(SpinBody::Stream(SpinStream::Request(request))).ok()
 }
 
 /// The headers as wasi-http fields. Appended one by one: `Fields::from_list` rejects the
@@ -115,16 +118,9 @@ async fn pump(
     match body {
         SpinBody::Empty => Ok(()),
         SpinBody::Bytes(bytes) => sink.send(bytes.to_vec()).await.map_err(|_| ()),
-        SpinBody::Request(request) => {
-            let mut stream = request.into_body_stream();
-            while let Some(chunk) = stream.next().await {
-                sink.send(chunk.map_err(|_| ())?).await.map_err(|_| ())?;
-            }
-            Ok(())
-        }
-        SpinBody::Response(response) => {
-            let mut stream = response.take_body_stream();
-            while let Some(chunk) = stream.next().await {
+        SpinBody::Stream(stream) => {
+            let mut chunks = stream.chunks();
+            while let Some(chunk) = chunks.next().await {
                 sink.send(chunk.map_err(|_| ())?).await.map_err(|_| ())?;
             }
             Ok(())
@@ -134,57 +130,42 @@ async fn pump(
 
 /// A body as Spin holds it: an incoming wasi stream (request or upstream response), or bytes
 /// the gateway produced.
+pub type SpinBody = StreamBody<SpinStream>;
+
+/// The wasi streams a body can come from. The response is kept whole: dropping an
+/// `IncomingResponse` cancels the request in wasmtime-wasi-http.
 #[derive(Debug)]
-pub enum SpinBody {
-    Empty,
-    Bytes(Bytes),
+pub enum SpinStream {
     Request(IncomingRequest),
     Response(IncomingResponse),
 }
 
-impl Body for SpinBody {
-    fn empty() -> Self {
-        Self::Empty
-    }
-
-    fn from_bytes(bytes: Bytes) -> Self {
-        Self::Bytes(bytes)
-    }
-
-    fn is_known_empty(&self) -> bool {
+impl SpinStream {
+    fn chunks(self) -> futures::stream::LocalBoxStream<'static, Result<Vec<u8>, wasi::io::streams::Error>> {
         match self {
-            Self::Empty => true,
-            Self::Bytes(bytes) => bytes.is_empty(),
-            Self::Request(_) | Self::Response(_) => false,
-        }
-    }
-
-    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
-        let mut collected = Vec::new();
-        let mut add = |chunk: Vec<u8>| {
-            if (collected.len() + chunk.len()) as u64 > limit {
-                return Err(BodyError::TooLarge);
-            }
-            collected.extend_from_slice(&chunk);
-            Ok(())
-        };
-        match self {
-            Self::Empty => {}
-            Self::Bytes(bytes) => add(bytes.to_vec())?,
-            Self::Request(request) => {
-                let mut stream = request.into_body_stream();
-                while let Some(chunk) = stream.next().await {
-                    add(chunk.map_err(|_| BodyError::Read)?)?;
-                }
-            }
+            Self::Request(request) => request.into_body_stream().boxed_local(),
             Self::Response(response) => {
-                let mut stream = response.take_body_stream();
-                while let Some(chunk) = stream.next().await {
-                    add(chunk.map_err(|_| BodyError::Read)?)?;
-                }
+                let stream = response.take_body_stream();
+                // Keeps the response alive until its body is read.
+                stream
+                    .map(move |chunk| {
+                        let _ = &response;
+                        chunk
+                    })
+                    .boxed_local()
             }
         }
-        Ok(Bytes::from(collected))
+    }
+}
+
+impl ByteStream for SpinStream {
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        let mut buffer = LimitedBuffer::new(limit);
+        let mut chunks = self.chunks();
+        while let Some(chunk) = chunks.next().await {
+            buffer.push(&chunk.map_err(|_| BodyError::Read)?)?;
+        }
+        Ok(buffer.finish())
     }
 }
 
@@ -233,7 +214,7 @@ impl Fetch for SpinPlatform {
         }
         let status = http::StatusCode::from_u16(response.status())
             .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
-        let mut out = Response::new(SpinBody::Response(response));
+        let mut out = Response::new(SpinBody::Stream(SpinStream::Response(response)));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Ok(out)
