@@ -3,7 +3,8 @@
 // the same fast node upstream, loaded by wrk with the same bounded settings in the same run.
 import http from "node:http";
 import path from "node:path";
-import { execFile } from "node:child_process";
+import { execFile, execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Miniflare, Log, LogLevel } from "miniflare";
@@ -38,10 +39,27 @@ const subjects = [
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
 const run = promisify(execFile);
 
+// CPU time (user + system, in clock ticks of 10 ms) the workerd processes this run started
+// have used: a steadier cost per request than req/s on a machine the load generator shares.
+function workerdTicks() {
+  let pids = [];
+  try {
+    pids = execFileSync("pgrep", ["-P", String(process.pid), "workerd"], { encoding: "utf8" }).trim().split("\n");
+  } catch {
+    return NaN;
+  }
+  return pids.reduce((sum, pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return sum + Number(fields[11]) + Number(fields[12]);
+  }, 0);
+}
+
 async function wrk(url) {
   // A short warm-up, then the measured run.
   await run("wrk", ["-t2", "-c8", "-d2s", url]);
+  const before = workerdTicks();
   const { stdout: out } = await run("wrk", ["-t2", `-c${connections}`, `-d${duration}`, "--latency", url]);
+  const cpuMs = (workerdTicks() - before) * 10;
   const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]);
   const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
   const pct = (p) => {
@@ -49,7 +67,8 @@ async function wrk(url) {
     return m ? toMs(m[1], m[2]) : NaN;
   };
   const errors = out.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? "0";
-  return { rps, p50: pct(50), p99: pct(99), errors: Number(errors) };
+  const requests = Number(out.match(/(\d+) requests in/)[1]);
+  return { rps, p50: pct(50), p99: pct(99), errors: Number(errors), cpuUs: (cpuMs * 1000) / requests };
 }
 
 const results = {};
@@ -65,9 +84,9 @@ for (const subject of subjects) {
 upstream.close();
 
 console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items → node upstream on 127.0.0.1\n`);
-console.log("subject           req/s      p50 ms   p99 ms   non-2xx");
+console.log("subject           req/s      p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
 for (const [name, r] of Object.entries(results)) {
-  console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${r.errors}`);
+  console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${String(r.errors).padStart(7)}   ${r.cpuUs.toFixed(0).padStart(8)}`);
 }
 const ratio = results.edgegate.rps / results["js-passthrough"].rps;
 console.log(`\nedgegate / js-passthrough throughput: ${ratio.toFixed(2)}x`);
