@@ -71,32 +71,60 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// `Forwarded`, `X-Real-IP`) are dropped unless `trust` is set, in which case the client IP
 /// is appended to the incoming chain and incoming proto/host are kept.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: &Client, original_host: Option<&str>, trust: bool) {
-    if !trust {
+    if trust {
+        if let Some(ip) = client.ip {
+            let mut chain =
+                headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
+            if !chain.is_empty() {
+                chain.push_str(", ");
+            }
+            push_ip(&mut chain, ip);
+            if let Ok(value) = HeaderValue::try_from(chain) {
+                headers.insert(&X_FORWARDED_FOR, value);
+            }
+        }
+    } else {
         remove_where(headers, |name| {
             matches!(
                 name.as_str(),
                 "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip"
             )
         });
-    }
-    if let Some(ip) = client.ip {
-        let chain =
-            headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
-        let value = if chain.is_empty() { ip.to_string() } else { format!("{chain}, {ip}") };
-        if let Ok(value) = HeaderValue::try_from(value) {
-            headers.insert(&X_FORWARDED_FOR, value);
+        if let Some(ip) = client.ip {
+            let mut value = String::with_capacity(15);
+            push_ip(&mut value, ip);
+            if let Ok(value) = HeaderValue::try_from(value) {
+                headers.insert(&X_FORWARDED_FOR, value);
+            }
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
+    // Without trust the client's copies are gone, so these always take the runtime's word.
+    if !trust || !headers.contains_key(&X_FORWARDED_PROTO) {
         let proto = if client.https { "https" } else { "http" };
         headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     }
-    if !headers.contains_key(&X_FORWARDED_HOST) {
+    if !trust || !headers.contains_key(&X_FORWARDED_HOST) {
         if let Some(host) = original_host.and_then(|h| HeaderValue::try_from(h).ok()) {
             headers.insert(&X_FORWARDED_HOST, host);
         }
     }
     headers.remove(HOST);
+}
+
+/// `Display` for addresses goes through the formatting machinery; IPv4, the common case,
+/// is four numbers and three dots.
+fn push_ip(out: &mut String, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                crate::log::push_number(out, u64::from(octet), 1);
+            }
+        }
+        std::net::IpAddr::V6(v6) => out.push_str(&v6.to_string()),
+    }
 }
 
 /// A client-sent request id is kept when it is 1 to 128 characters of `[A-Za-z0-9._:+=@/-]`.
@@ -110,12 +138,14 @@ pub(crate) fn new_request_id(entropy: &impl Entropy) -> HeaderValue {
     entropy.fill(&mut bytes);
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let mut hex = String::with_capacity(32);
+    push_hex(&mut hex, &bytes);
     let mut id = String::with_capacity(36);
-    for (i, byte) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
+    for (i, part) in [(0, 8), (8, 12), (12, 16), (16, 20), (20, 32)].into_iter().enumerate() {
+        if i > 0 {
             id.push('-');
         }
-        push_hex(&mut id, &[*byte]);
+        id.push_str(hex.get(part.0..part.1).unwrap_or_default());
     }
     HeaderValue::try_from(id).unwrap_or(HeaderValue::from_static("00000000-0000-4000-8000-000000000000"))
 }

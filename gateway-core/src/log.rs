@@ -35,18 +35,18 @@ impl AccessRecord<'_> {
         push_json_string(&mut line, self.method);
         line.push_str(",\"path\":");
         push_json_string(&mut line, self.path);
-        let _ = write!(line, ",\"status\":{},\"upstream_status\":", self.status);
+        line.push_str(",\"status\":");
+        push_number(&mut line, u64::from(self.status), 1);
+        line.push_str(",\"upstream_status\":");
         match self.upstream_status {
-            Some(status) => {
-                let _ = write!(line, "{status}");
-            }
+            Some(status) => push_number(&mut line, u64::from(status), 1),
             None => line.push_str("null"),
         }
-        let _ = write!(line, ",\"duration_ms\":{},\"upstream_ms\":", self.duration_ms);
+        line.push_str(",\"duration_ms\":");
+        push_number(&mut line, self.duration_ms, 1);
+        line.push_str(",\"upstream_ms\":");
         match self.upstream_ms {
-            Some(ms) => {
-                let _ = write!(line, "{ms}");
-            }
+            Some(ms) => push_number(&mut line, ms, 1),
             None => line.push_str("null"),
         }
         line.push('}');
@@ -74,6 +74,23 @@ fn push_json_string(out: &mut String, value: &str) {
     out.push('"');
 }
 
+/// Appends `value` in decimal, zero-padded to at least `width` digits.
+pub(crate) fn push_number(out: &mut String, mut value: u64, width: usize) {
+    let mut digits = [b'0'; 20];
+    let mut start = digits.len();
+    while value > 0 || digits.len() - start < width.max(1) {
+        start -= 1;
+        if let Some(slot) = digits.get_mut(start) {
+            *slot = b'0' + (value % 10) as u8;
+        }
+        value /= 10;
+        if start == 0 {
+            break;
+        }
+    }
+    out.push_str(digits.get(start..).and_then(|d| std::str::from_utf8(d).ok()).unwrap_or("0"));
+}
+
 /// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
 #[cfg(test)]
 fn rfc3339(millis: UnixMillis) -> String {
@@ -96,14 +113,21 @@ fn write_rfc3339(out: &mut String, millis: UnixMillis) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        millis % 1000
-    );
+    // Manual digits: `write!` formatting costs more than the rest of the line.
+    push_number(out, u64::try_from(year).unwrap_or(0), 4);
+    out.push('-');
+    push_number(out, u64::try_from(month).unwrap_or(0), 2);
+    out.push('-');
+    push_number(out, u64::try_from(day).unwrap_or(0), 2);
+    out.push('T');
+    push_number(out, rem / 3600, 2);
+    out.push(':');
+    push_number(out, rem % 3600 / 60, 2);
+    out.push(':');
+    push_number(out, rem % 60, 2);
+    out.push('.');
+    push_number(out, millis % 1000, 3);
+    out.push('Z');
 }
 
 #[cfg(test)]
@@ -116,6 +140,22 @@ mod tests {
         push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#.replace("\\n", "\\u000a"));
         assert_eq!(serde_json::from_str::<String>(&out).unwrap(), "a\"b\\c\nd\u{1}é");
+    }
+
+    #[test]
+    fn formats_numbers() {
+        for (value, width, expected) in [
+            (0, 1, "0"),
+            (7, 2, "07"),
+            (2026, 4, "2026"),
+            (123, 1, "123"),
+            (5, 3, "005"),
+            (u64::MAX, 1, "18446744073709551615"),
+        ] {
+            let mut out = String::new();
+            push_number(&mut out, value, width);
+            assert_eq!(out, expected);
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
 use crate::hygiene::{self, SERVER_TIMING, X_REQUEST_ID};
-use crate::log::AccessRecord;
+use crate::log::{push_number, AccessRecord};
 use crate::ports::{Body, BodyError, Client, FetchError, Platform};
 use crate::problem::{problem, ProblemKind};
 use crate::router::RouteMatch;
@@ -60,10 +60,13 @@ pub async fn handle<P: Platform>(
         hygiene::strip_hop_by_hop(headers);
     }
     headers.insert(&X_REQUEST_ID, request_id);
-    let timing = match upstream_ms {
-        Some(upstream) => format!("edgegate;dur={}, upstream;dur={upstream}", duration_ms.saturating_sub(upstream)),
-        None => format!("edgegate;dur={duration_ms}"),
-    };
+    let mut timing = String::with_capacity(40);
+    timing.push_str("edgegate;dur=");
+    push_number(&mut timing, duration_ms.saturating_sub(upstream_ms.unwrap_or(0)), 1);
+    if let Some(upstream) = upstream_ms {
+        timing.push_str(", upstream;dur=");
+        push_number(&mut timing, upstream, 1);
+    }
     if let Ok(timing) = HeaderValue::try_from(timing) {
         headers.append(&SERVER_TIMING, timing);
     }
