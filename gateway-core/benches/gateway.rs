@@ -2,17 +2,16 @@
 //! pipeline for a plain proxy route over in-memory fakes.
 #![allow(async_fn_in_trait, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
-
-use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
 use gateway_core::{handle, Gateway};
-use http::{HeaderMap, Method, Request, Response};
+use http::{HeaderMap, Method};
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 use support::block_on;
+#[path = "../tests/support/hot_path.rs"]
+mod hot_path;
+use hot_path::{plain_proxy_request, Fakes, CLIENT};
 
 /// A routes file shaped like a real fleet: per service, CRUD routes with parameters, a
 /// nested resource and a catch-all.
@@ -60,69 +59,13 @@ fn route_matching(c: &mut Criterion) {
     group.finish();
 }
 
-struct FakeBody;
-impl Body for FakeBody {
-    fn empty() -> Self {
-        FakeBody
-    }
-    fn from_bytes(_: Bytes) -> Self {
-        FakeBody
-    }
-    fn is_known_empty(&self) -> bool {
-        true
-    }
-    async fn collect(self, _: u64) -> Result<Bytes, BodyError> {
-        Ok(Bytes::new())
-    }
-}
-
-struct Fakes;
-impl Fetch for Fakes {
-    type Body = FakeBody;
-    async fn fetch(&self, _: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
-        let mut response = Response::new(FakeBody);
-        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
-        Ok(response)
-    }
-}
-impl Clock for Fakes {
-    fn now(&self) -> UnixMillis {
-        1_795_314_861_000
-    }
-}
-impl Sleep for Fakes {
-    async fn sleep(&self, _: Duration) {
-        std::future::pending::<()>().await
-    }
-}
-impl Entropy for Fakes {
-    fn fill(&self, buf: &mut [u8]) {
-        buf.fill(7);
-    }
-}
-impl AccessLog for Fakes {
-    fn log(&self, line: &str) {
-        black_box(line);
-    }
-}
-
 fn pipeline(c: &mut Criterion) {
     let gateway = Gateway::from_json(&routes_file(100)).unwrap();
-    let client = Client { ip: Some([203, 0, 113, 9].into()), https: true };
     // The adapter builds the http::Request; the benchmark times the core from there.
     c.bench_function("handle/plain_proxy_route", |b| {
         b.iter_batched(
-            || {
-                Request::builder()
-                    .method("GET")
-                    .uri("https://api.example.com/svc3/items/12345?expand=parts")
-                    .header("accept", "application/json")
-                    .header("user-agent", "bench/1.0")
-                    .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
-                    .body(FakeBody)
-                    .unwrap()
-            },
-            |request| block_on(handle(&gateway, &Fakes, request, &client)),
+            plain_proxy_request,
+            |request| block_on(handle(&gateway, &Fakes, request, &CLIENT)),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -1,0 +1,71 @@
+//! The fakes and the request the hot-path measurements share (criterion bench and the
+//! callgrind example): a plain proxy route whose upstream answers at once.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use http::{Request, Response};
+
+pub struct FakeBody;
+impl Body for FakeBody {
+    fn empty() -> Self {
+        FakeBody
+    }
+    fn from_bytes(_: Bytes) -> Self {
+        FakeBody
+    }
+    fn is_known_empty(&self) -> bool {
+        true
+    }
+    async fn collect(self, _: u64) -> Result<Bytes, BodyError> {
+        Ok(Bytes::new())
+    }
+}
+
+pub struct Fakes;
+impl Fetch for Fakes {
+    type Body = FakeBody;
+    async fn fetch(&self, _: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
+        let mut response = Response::new(FakeBody);
+        response.headers_mut().insert("content-type", "application/json".parse().unwrap());
+        Ok(response)
+    }
+}
+impl Clock for Fakes {
+    fn now(&self) -> UnixMillis {
+        1_795_314_861_000
+    }
+}
+impl Sleep for Fakes {
+    async fn sleep(&self, _: Duration) {
+        std::future::pending::<()>().await
+    }
+}
+impl Entropy for Fakes {
+    fn fill(&self, buf: &mut [u8]) {
+        buf.fill(7);
+    }
+}
+impl AccessLog for Fakes {
+    fn log(&self, line: &str) {
+        std::hint::black_box(line);
+    }
+}
+
+/// The client the runtime reports.
+pub const CLIENT: Client =
+    Client { ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9))), https: true };
+
+/// A typical API request: GET with a query string, a few headers and a trace context.
+pub fn plain_proxy_request() -> Request<FakeBody> {
+    Request::builder()
+        .method("GET")
+        .uri("https://api.example.com/svc3/items/12345?expand=parts")
+        .header("accept", "application/json")
+        .header("user-agent", "bench/1.0")
+        .header("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .body(FakeBody)
+        .unwrap()
+}
