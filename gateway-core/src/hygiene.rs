@@ -71,31 +71,24 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// `Forwarded`, `X-Real-IP`) are dropped unless `trust` is set, in which case the client IP
 /// is appended to the incoming chain and incoming proto/host are kept.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: &Client, original_host: Option<&str>, trust: bool) {
-    if trust {
-        if let Some(ip) = client.ip {
-            let mut chain =
-                headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(", ");
-            if !chain.is_empty() {
-                chain.push_str(", ");
-            }
-            push_ip(&mut chain, ip);
-            if let Ok(value) = HeaderValue::try_from(chain) {
-                headers.insert(&X_FORWARDED_FOR, value);
-            }
-        }
-    } else {
+    if !trust {
         remove_where(headers, |name| {
             matches!(
                 name.as_str(),
                 "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip"
             )
         });
-        if let Some(ip) = client.ip {
-            let mut value = String::with_capacity(15);
-            push_ip(&mut value, ip);
-            if let Ok(value) = HeaderValue::try_from(value) {
-                headers.insert(&X_FORWARDED_FOR, value);
-            }
+    }
+    if let Some(ip) = client.ip {
+        // With trust, the client's chain (only then still present) comes first.
+        let mut chain = String::with_capacity(15);
+        for hop in headers.get_all(&X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+            chain.push_str(hop);
+            chain.push_str(", ");
+        }
+        push_ip(&mut chain, ip);
+        if let Ok(value) = HeaderValue::try_from(chain) {
+            headers.insert(&X_FORWARDED_FOR, value);
         }
     }
     // Without trust the client's copies are gone, so these always take the runtime's word.

@@ -94,22 +94,22 @@ fn response_is_not_upgrade(upstream_status: Option<u16>) -> bool {
     upstream_status != Some(101)
 }
 
-/// The request's host without port: from the URI authority, else the `Host` header.
-fn request_host(parts: &Parts) -> Option<&str> {
-    if let Some(authority) = parts.uri.authority() {
-        return Some(authority.host());
-    }
-    let host = parts.headers.get(HOST)?.to_str().ok()?;
-    Some(match host.strip_prefix('[') {
-        Some(rest) => rest.split_once(']').map_or(host, |(ip, _)| host.get(..ip.len() + 2).unwrap_or(host)),
-        None => host.split_once(':').map_or(host, |(name, _)| name),
-    })
-}
-
+/// `host[:port]` as the client addressed it: the URI authority, else the `Host` header.
 fn original_authority(parts: &Parts) -> Option<&str> {
     match parts.uri.authority() {
         Some(authority) => Some(authority.as_str()),
         None => parts.headers.get(HOST)?.to_str().ok(),
+    }
+}
+
+/// The host of an authority without its port; an IPv6 literal keeps its brackets, as
+/// `http::uri::Authority::host` does.
+fn host_without_port(authority: &str) -> &str {
+    match authority.strip_prefix('[') {
+        Some(rest) => {
+            rest.split_once(']').map_or(authority, |(ip, _)| authority.get(..ip.len() + 2).unwrap_or(authority))
+        }
+        None => authority.split_once(':').map_or(authority, |(name, _)| name),
     }
 }
 
@@ -128,15 +128,16 @@ async fn route_and_forward<P: Platform>(
             problem(ProblemKind::BadRequest, "The path must not contain '.' or '..' segments.", request_id_str);
         return Outcome::local(response, None, gateway.default_cors);
     }
-    let host = request_host(parts);
+    let host = original_authority(parts).map(host_without_port);
 
     // A CORS preflight is matched as the request it announces.
-    let preflight_method =
-        match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {
-            (&Method::OPTIONS, Some(_), Some(requested)) => Method::from_bytes(requested.as_bytes()).ok(),
-            _ => None,
-        };
-    if let (Some(requested), Some(origin)) = (&preflight_method, parts.headers.get(ORIGIN)) {
+    let preflight = match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {
+        (&Method::OPTIONS, Some(origin), Some(requested)) => {
+            Method::from_bytes(requested.as_bytes()).ok().map(|requested| (requested, origin))
+        }
+        _ => None,
+    };
+    if let Some((requested, origin)) = &preflight {
         if let RouteMatch::Found { route, .. } =
             gateway.router.find(&gateway.routes, requested, host, &parts.headers, path)
         {

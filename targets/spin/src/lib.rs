@@ -31,35 +31,37 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     // Spin instantiates the component per request, so this compiles once per request; the
     // build has already validated the file.
     let response = match Gateway::from_json(ROUTES) {
-        Ok(gateway) => {
-            let client = client_of(&request);
-            match from_wasi(request) {
-                Some(request) => gateway_core::handle(&gateway, &SpinPlatform, request, &client).await,
-                None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
-            }
-        }
+        Ok(gateway) => match from_wasi(request) {
+            Some((request, client)) => gateway_core::handle(&gateway, &SpinPlatform, request, &client).await,
+            None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
+        },
         Err(_) => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
     };
     send_response(response, response_out).await;
 }
 
-fn client_of(request: &IncomingRequest) -> Client {
-    let header = |name: &str| request.headers().get(name).into_iter().next().and_then(|v| String::from_utf8(v).ok());
-    let ip = header("spin-client-addr")
-        .and_then(|addr| addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok());
-    Client { ip, https: matches!(request.scheme(), Some(Scheme::Https)) }
-}
-
-fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
-    let mut headers = HeaderMap::new();
-    for (name, value) in request.headers().entries() {
-        if name.starts_with(RUNTIME_HEADER_PREFIX) {
-            continue;
-        }
+/// A wasi field list as a `HeaderMap`; entries that are not valid HTTP are dropped.
+fn header_map(entries: Vec<(String, Vec<u8>)>) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(entries.len());
+    for (name, value) in entries {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
             headers.append(name, value);
         }
     }
+    headers
+}
+
+/// The request as `http` types, and what the host says about the client (`spin-client-addr`).
+/// The host's own `spin-*` headers are not forwarded.
+fn from_wasi(request: IncomingRequest) -> Option<(Request<SpinBody>, Client)> {
+    let (runtime, entries): (Vec<_>, Vec<_>) =
+        request.headers().entries().into_iter().partition(|(name, _)| name.starts_with(RUNTIME_HEADER_PREFIX));
+    let headers = header_map(entries);
+    let ip = runtime.iter().find(|(name, _)| name == "spin-client-addr").and_then(|(_, addr)| {
+        let addr = std::str::from_utf8(addr).ok()?;
+        addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok()
+    });
+    let client = Client { ip, https: matches!(request.scheme(), Some(Scheme::Https)) };
     let method = match request.method() {
         Method::Get => http::Method::GET,
         Method::Head => http::Method::HEAD,
@@ -88,7 +90,7 @@ fn from_wasi(request: IncomingRequest) -> Option<Request<SpinBody>> {
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    builder.body(SpinBody::Stream(SpinStream::Request(request))).ok()
+    Some((builder.body(SpinBody::Stream(SpinStream::Request(request))).ok()?, client))
 }
 
 /// The headers as wasi-http fields. Appended one by one: `Fields::from_list` rejects the
@@ -206,12 +208,7 @@ impl Fetch for SpinPlatform {
         };
         let (response, ()) = futures::join!(send, upload);
         let response = response.map_err(|e| FetchError::Unreachable(e.to_string()))?;
-        let mut headers = HeaderMap::new();
-        for (name, value) in response.headers().entries() {
-            if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
-                headers.append(name, value);
-            }
-        }
+        let headers = header_map(response.headers().entries());
         let status = http::StatusCode::from_u16(response.status())
             .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
         let mut out = Response::new(SpinBody::Stream(SpinStream::Response(response)));
