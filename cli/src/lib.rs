@@ -50,37 +50,65 @@ pub fn load(path: &Path) -> Result<(String, Gateway), String> {
 
 /// The `allowed_outbound_hosts` a Spin manifest must list for this gateway.
 pub fn spin_allowed_hosts(gateway: &Gateway) -> Vec<String> {
-    gateway.upstream_origins()
+    gateway.outbound_origins()
 }
 
-/// Compares a spin.toml with the gateway's upstreams; the error names what is missing or extra.
+/// The key-value store label the Spin adapter opens.
+pub const SPIN_KV_STORE: &str = "default";
+
+/// Compares a spin.toml with what the gateway needs: `allowed_outbound_hosts` equal to its
+/// outbound origins, a variable for every secret, and the `default` key-value store when it
+/// uses one. The error names what is missing or extra.
 pub fn check_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<(), String> {
-    let current = manifest_hosts(manifest)?;
+    let doc: toml_edit::DocumentMut = manifest.parse::<toml_edit::DocumentMut>().map_err(|e| e.to_string())?;
+    let component = doc.get("component").and_then(|c| c.get("edgegate")).ok_or("no [component.edgegate] table")?;
+    let mut problems = Vec::new();
+    let mut hosts: Vec<String> = string_list(component.get("allowed_outbound_hosts"));
+    hosts.sort();
     let wanted = spin_allowed_hosts(gateway);
-    if current == wanted {
+    if hosts != wanted {
+        problems.push(format!("allowed_outbound_hosts is {hosts:?} but the routes file needs {wanted:?}"));
+    }
+    for name in gateway.secret_names() {
+        let declared = doc.get("variables").and_then(|v| v.get(name)).is_some();
+        let mapped = component.get("variables").and_then(|v| v.get(name)).is_some();
+        if !declared || !mapped {
+            problems
+                .push(format!("secret \"{name}\" needs [variables].{name} and [component.edgegate.variables].{name}"));
+        }
+    }
+    if gateway.uses_store() && !string_list(component.get("key_value_stores")).iter().any(|s| s == SPIN_KV_STORE) {
+        problems.push(format!("key_value_stores must contain \"{SPIN_KV_STORE}\""));
+    }
+    if problems.is_empty() {
         return Ok(());
     }
-    Err(format!(
-        "[component.edgegate] allowed_outbound_hosts is {current:?} but the routes file's upstreams need {wanted:?} (run `cargo run -p edgegate-cli -- spin-sync`)"
-    ))
+    Err(format!("[component.edgegate]: {} (run `cargo run -p edgegate-cli -- spin-sync`)", problems.join("; ")))
 }
 
-fn manifest_hosts(manifest: &str) -> Result<Vec<String>, String> {
-    let doc: toml_edit::DocumentMut = manifest.parse::<toml_edit::DocumentMut>().map_err(|e| e.to_string())?;
-    let hosts = doc
-        .get("component")
-        .and_then(|c| c.get("edgegate"))
-        .and_then(|c| c.get("allowed_outbound_hosts"))
-        .and_then(|h| h.as_array())
-        .ok_or("[component.edgegate] has no allowed_outbound_hosts list")?;
-    let mut hosts: Vec<String> = hosts.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect();
-    hosts.sort();
-    Ok(hosts)
+fn string_list(item: Option<&toml_edit::Item>) -> Vec<String> {
+    item.and_then(|h| h.as_array())
+        .map(|a| a.iter().filter_map(|h| h.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
 }
 
-/// The manifest with `allowed_outbound_hosts` set to what the gateway needs.
+/// The manifest with `allowed_outbound_hosts`, the secret variables and the key-value store
+/// set to what the gateway needs; other content is kept.
 pub fn sync_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = manifest.parse::<toml_edit::DocumentMut>().map_err(|e| e.to_string())?;
+    let secrets = gateway.secret_names();
+    if !secrets.is_empty() {
+        let variables =
+            doc.entry("variables").or_insert(toml_edit::table()).as_table_mut().ok_or("[variables] is not a table")?;
+        for name in &secrets {
+            if !variables.contains_key(name) {
+                let mut declaration = toml_edit::InlineTable::new();
+                declaration.insert("required", true.into());
+                declaration.insert("secret", true.into());
+                variables.insert(name, toml_edit::value(declaration));
+            }
+        }
+    }
     let component = doc
         .get_mut("component")
         .and_then(|c| c.get_mut("edgegate"))
@@ -88,6 +116,23 @@ pub fn sync_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<String, S
         .ok_or("no [component.edgegate] table")?;
     let hosts: toml_edit::Array = spin_allowed_hosts(gateway).into_iter().collect();
     component.insert("allowed_outbound_hosts", toml_edit::value(hosts));
+    if gateway.uses_store() && !string_list(component.get("key_value_stores")).iter().any(|s| s == SPIN_KV_STORE) {
+        let mut stores: toml_edit::Array = string_list(component.get("key_value_stores")).into_iter().collect();
+        stores.push(SPIN_KV_STORE);
+        component.insert("key_value_stores", toml_edit::value(stores));
+    }
+    if !secrets.is_empty() {
+        let mapped = component
+            .entry("variables")
+            .or_insert(toml_edit::table())
+            .as_table_mut()
+            .ok_or("[component.edgegate.variables] is not a table")?;
+        for name in &secrets {
+            if !mapped.contains_key(name) {
+                mapped.insert(name, toml_edit::value(format!("{{{{ {name} }}}}")));
+            }
+        }
+    }
     Ok(doc.to_string())
 }
 

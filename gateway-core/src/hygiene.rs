@@ -198,7 +198,7 @@ fn parse_traceparent(value: &[u8]) -> Option<(&str, &str)> {
     valid.then_some((trace_id, flags))
 }
 
-fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let digit = |nibble: u8| DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0');
     for chunk in bytes.chunks(16) {

@@ -20,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod auth;
 mod cors;
 mod hygiene;
 mod log;
@@ -44,6 +45,10 @@ pub struct Gateway {
     upstreams: Box<[UpstreamTarget]>,
     cors: Box<[CorsPolicy]>,
     default_cors: Option<usize>,
+    auth: auth::policy::AuthPolicies,
+    /// Per-isolate key memory (JWKS, HMAC secrets); the only mutable part, behind a lock
+    /// that is never held across an await.
+    keys: auth::KeyCache,
     trust_forwarded: bool,
 }
 
@@ -90,11 +95,42 @@ impl Gateway {
         }
     }
 
-    /// `scheme://host[:port]` of every upstream, sorted and without duplicates: what a
-    /// platform must allow outbound (Spin's `allowed_outbound_hosts`).
-    pub fn upstream_origins(&self) -> Vec<String> {
+    /// Names of the runtime secrets the file refers to, sorted: what `wrangler secret put`
+    /// must set, and the variables a Spin manifest must declare.
+    pub fn secret_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> =
+            self.auth.issuers.iter().flat_map(|issuer| issuer.secrets.iter().map(|s| &*s.name)).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    /// Whether the gateway uses the platform's key-value store (JWKS sharing, API-key
+    /// consumers): Spin must then grant the `default` store.
+    pub fn uses_store(&self) -> bool {
+        self.auth.issuers.iter().any(|issuer| issuer.jwks.is_some())
+            || self.auth.schemes.iter().any(|scheme| {
+                matches!(&scheme.kind, auth::policy::SchemeKind::ApiKey(keys) if keys.store)
+            })
+    }
+
+    /// `scheme://host[:port]` of every upstream, JWKS URL and OIDC issuer, sorted and without
+    /// duplicates: what a platform must allow outbound (Spin's `allowed_outbound_hosts`).
+    /// A JWKS URL found through discovery may live elsewhere; it must be allowed by hand.
+    pub fn outbound_origins(&self) -> Vec<String> {
         let mut origins: Vec<String> =
             self.upstreams.iter().map(|u| format!("{}://{}", u.scheme, u.authority)).collect();
+        for issuer in self.auth.issuers.iter() {
+            let url = match &issuer.jwks {
+                Some(auth::policy::JwksSource::Url(url) | auth::policy::JwksSource::Discovery(url)) => url,
+                None => continue,
+            };
+            if let Ok(uri) = url.parse::<http::Uri>() {
+                if let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) {
+                    origins.push(format!("{scheme}://{authority}"));
+                }
+            }
+        }
         origins.sort();
         origins.dedup();
         origins

@@ -16,6 +16,8 @@ pub(crate) struct AccessRecord<'a> {
     pub upstream_status: Option<u16>,
     pub duration_ms: u64,
     pub upstream_ms: Option<u64>,
+    /// Who called: a JWT's `sub` or a consumer id; never the credential.
+    pub principal: Option<&'a str>,
 }
 
 impl AccessRecord<'_> {
@@ -48,6 +50,10 @@ impl AccessRecord<'_> {
         match self.upstream_ms {
             Some(ms) => push_number(&mut line, ms, 1),
             None => line.push_str("null"),
+        }
+        if let Some(principal) = self.principal {
+            line.push_str(",\"principal\":");
+            push_json_string(&mut line, principal);
         }
         line.push('}');
         line

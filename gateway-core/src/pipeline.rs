@@ -25,11 +25,13 @@ struct Outcome<B> {
     upstream_ms: Option<u64>,
     /// The CORS policy that decorates the response, if any.
     cors: Option<usize>,
+    /// Who called, once authenticated.
+    principal: Option<String>,
 }
 
 impl<B> Outcome<B> {
     fn local(response: Response<B>, route: Option<usize>, cors: Option<usize>) -> Self {
-        Self { response, route, upstream_status: None, upstream_ms: None, cors }
+        Self { response, route, upstream_status: None, upstream_ms: None, cors, principal: None }
     }
 }
 
@@ -52,7 +54,7 @@ pub async fn handle<P: Platform>(
 
     let outcome = route_and_forward(gateway, platform, &mut parts, body, client, &request_id, &request_id_str).await;
 
-    let Outcome { mut response, route, upstream_status, upstream_ms, cors } = outcome;
+    let Outcome { mut response, route, upstream_status, upstream_ms, cors, principal } = outcome;
     let finished = platform.now();
     let duration_ms = finished.saturating_sub(started);
     let headers = response.headers_mut();
@@ -85,6 +87,7 @@ pub async fn handle<P: Platform>(
         upstream_status,
         duration_ms,
         upstream_ms,
+        principal: principal.as_deref(),
     };
     platform.log(&record.to_json());
     response
@@ -198,6 +201,21 @@ async fn route_and_forward<P: Platform>(
         Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors)
     };
 
+    // Authentication comes before the body is read: a refused caller costs no upload.
+    let mut forwarded_query = None;
+    let mut principal = None;
+    if let Some(requirement) = route.auth.and_then(|i| gateway.auth.requirements.get(i)) {
+        match crate::auth::authenticate(gateway, platform, requirement, &mut parts.headers, &parts.uri, request_id_str)
+            .await
+        {
+            Ok(authenticated) => {
+                forwarded_query = authenticated.query;
+                principal = authenticated.identity.principal().map(str::to_owned);
+            }
+            Err(response) => return Outcome::local(response, Some(route_index), route.cors),
+        }
+    }
+
     // Body limit: a declared length is checked before reading; an undeclared one is counted.
     let body = match parts.headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
         Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
@@ -229,7 +247,11 @@ async fn route_and_forward<P: Platform>(
         },
     };
 
-    let uri = match upstream.uri_for(&route.path, path, &params, parts.uri.query()) {
+    let query = match &forwarded_query {
+        Some(query) => Some(query.as_str()).filter(|q| !q.is_empty()),
+        None => parts.uri.query(),
+    };
+    let uri = match upstream.uri_for(&route.path, path, &params, query) {
         Ok(uri) => uri,
         Err(_) => return local(ProblemKind::BadRequest, "The request path cannot be forwarded."),
     };
@@ -255,13 +277,17 @@ async fn route_and_forward<P: Platform>(
             route: Some(route_index),
             upstream_ms,
             cors: route.cors,
+            principal,
         },
         Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
-        Some(Err(_)) => {
-            Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") }
-        }
+        Some(Err(_)) => Outcome {
+            upstream_ms,
+            principal,
+            ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.")
+        },
         None => Outcome {
             upstream_ms,
+            principal,
             ..local(
                 ProblemKind::UpstreamTimeout,
                 &format!("The upstream did not answer within {} ms.", route.timeout.as_millis()),
@@ -271,7 +297,7 @@ async fn route_and_forward<P: Platform>(
 }
 
 /// `Some(output)` if `work` finishes first, `None` if `deadline` does.
-async fn with_timeout<F: Future>(work: F, deadline: impl Future<Output = ()>) -> Option<F::Output> {
+pub(crate) async fn with_timeout<F: Future>(work: F, deadline: impl Future<Output = ()>) -> Option<F::Output> {
     let mut work = pin!(work);
     let mut deadline = pin!(deadline);
     std::future::poll_fn(|cx| {

@@ -161,9 +161,35 @@ pub trait AccessLog {
     fn log(&self, line: &str);
 }
 
+/// Secrets the runtime holds (wrangler secrets and `.dev.vars` on Workers, variables on Spin),
+/// so routes.json never contains one.
+pub trait Secrets {
+    /// The secret's value, or `None` when the runtime has no secret of that name.
+    fn secret(&self, name: &str) -> Option<String>;
+}
+
+/// A key-value store shared by the isolates or instances of one deployment (Workers KV,
+/// Spin's key-value store). Values carry their own expiry where they need one.
+pub trait Store {
+    /// The value under `key`, `None` when there is none.
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
+    /// Stores `value` under `key`, replacing what was there.
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError>;
+}
+
+/// Why the store did not answer.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreError {
+    /// This deployment has no store bound (no KV namespace, no key-value store label).
+    Unavailable,
+    /// The store failed; the text is for logs, never for clients.
+    Failed(String),
+}
+
 /// Everything the pipeline needs from a platform.
-pub trait Platform: Fetch + Clock + Sleep + Entropy + AccessLog {}
-impl<T: Fetch + Clock + Sleep + Entropy + AccessLog> Platform for T {}
+pub trait Platform: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store {}
+impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store> Platform for T {}
 
 /// What the runtime (not the client) says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,14 @@ pub enum ProblemKind {
     PayloadTooLarge,
     /// A CORS preflight was refused: origin, method or headers not allowed (403).
     CorsRejected,
+    /// No valid credential: missing, malformed, expired, wrongly signed (401, with
+    /// `WWW-Authenticate`).
+    Unauthorized,
+    /// The credential is valid but lacks a scope or role the route requires (403).
+    InsufficientScope,
+    /// The keys or consumer directory needed to check a credential cannot be obtained and
+    /// nothing usable is cached (503).
+    AuthUnavailable,
     /// The upstream could not be reached (502).
     UpstreamUnreachable,
     /// The upstream did not answer within the route's timeout (504).
@@ -38,6 +46,9 @@ impl ProblemKind {
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::CorsRejected => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::InsufficientScope => StatusCode::FORBIDDEN,
+            Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -52,6 +63,9 @@ impl ProblemKind {
             Self::BadRequest => "urn:edgegate:problem:bad-request",
             Self::PayloadTooLarge => "urn:edgegate:problem:payload-too-large",
             Self::CorsRejected => "urn:edgegate:problem:cors-rejected",
+            Self::Unauthorized => "urn:edgegate:problem:unauthorized",
+            Self::InsufficientScope => "urn:edgegate:problem:insufficient-scope",
+            Self::AuthUnavailable => "urn:edgegate:problem:auth-unavailable",
             Self::UpstreamUnreachable => "urn:edgegate:problem:upstream-unreachable",
             Self::UpstreamTimeout => "urn:edgegate:problem:upstream-timeout",
             Self::Internal => "urn:edgegate:problem:internal",
@@ -66,6 +80,9 @@ impl ProblemKind {
             Self::BadRequest => "Bad request",
             Self::PayloadTooLarge => "Request body too large",
             Self::CorsRejected => "CORS preflight refused",
+            Self::Unauthorized => "Unauthorized",
+            Self::InsufficientScope => "Insufficient scope",
+            Self::AuthUnavailable => "Authentication unavailable",
             Self::UpstreamUnreachable => "Upstream unreachable",
             Self::UpstreamTimeout => "Upstream timed out",
             Self::Internal => "Internal gateway error",

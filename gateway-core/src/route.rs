@@ -20,6 +20,8 @@ pub(crate) struct CompiledRoute {
     pub timeout: Duration,
     pub max_body_bytes: u64,
     pub cors: Option<usize>,
+    /// Index into the gateway's auth requirements; `None` is a public route.
+    pub auth: Option<usize>,
 }
 
 impl CompiledRoute {

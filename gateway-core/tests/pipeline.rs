@@ -2,143 +2,14 @@
 //! a scripted upstream that records what it received, a manual clock, fixed entropy.
 #![allow(async_fn_in_trait, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
-use std::time::Duration;
-
 use bytes::Bytes;
-use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::ports::Client;
 use gateway_core::{handle, Gateway};
-use http::{Request, Response, StatusCode};
+use http::Request;
 
 mod support;
 use support::block_on;
-
-#[derive(Debug, Clone, PartialEq)]
-enum FakeBody {
-    Empty,
-    Bytes(Bytes),
-    /// A body of unknown length arriving in chunks.
-    Chunks(Vec<Bytes>),
-}
-
-impl Body for FakeBody {
-    fn empty() -> Self {
-        Self::Empty
-    }
-    fn from_bytes(bytes: Bytes) -> Self {
-        Self::Bytes(bytes)
-    }
-    fn is_known_empty(&self) -> bool {
-        matches!(self, Self::Empty)
-    }
-    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
-        let chunks = match self {
-            Self::Empty => vec![],
-            Self::Bytes(b) => vec![b],
-            Self::Chunks(c) => c,
-        };
-        let mut out = Vec::new();
-        for chunk in chunks {
-            out.extend_from_slice(&chunk);
-            if out.len() as u64 > limit {
-                return Err(BodyError::TooLarge);
-            }
-        }
-        Ok(out.into())
-    }
-}
-
-impl FakeBody {
-    fn text(&self) -> String {
-        match self {
-            Self::Empty => String::new(),
-            Self::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            Self::Chunks(c) => c.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
-        }
-    }
-}
-
-enum Script {
-    Respond(Response<FakeBody>),
-    Unreachable,
-    Hang,
-}
-
-struct Fake {
-    script: RefCell<VecDeque<Script>>,
-    received: RefCell<Vec<Request<FakeBody>>>,
-    now: Cell<UnixMillis>,
-    logs: RefCell<Vec<String>>,
-}
-
-impl Fake {
-    fn new() -> Self {
-        Self {
-            script: RefCell::new(VecDeque::new()),
-            received: RefCell::new(Vec::new()),
-            now: Cell::new(1_795_314_861_000),
-            logs: RefCell::new(Vec::new()),
-        }
-    }
-    fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
-        let mut response = Response::new(FakeBody::Bytes(Bytes::from(body.to_owned())));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap();
-        for (n, v) in headers {
-            response.headers_mut().append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
-        }
-        self.script.borrow_mut().push_back(Script::Respond(response));
-        self
-    }
-    fn then(self, script: Script) -> Self {
-        self.script.borrow_mut().push_back(script);
-        self
-    }
-    fn last(&self) -> Request<FakeBody> {
-        let mut received = self.received.borrow_mut();
-        assert_eq!(received.len(), 1, "expected exactly one upstream request");
-        received.pop().unwrap()
-    }
-}
-
-impl Fetch for Fake {
-    type Body = FakeBody;
-    async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
-        self.received.borrow_mut().push(request);
-        self.now.set(self.now.get() + 7);
-        let next = self.script.borrow_mut().pop_front();
-        match next {
-            Some(Script::Respond(response)) => Ok(response),
-            Some(Script::Unreachable) => Err(FetchError::Unreachable("connection refused".into())),
-            Some(Script::Hang) => std::future::pending().await,
-            None => {
-                let mut response = Response::new(FakeBody::Bytes(Bytes::from_static(b"ok")));
-                response.headers_mut().insert("x-default", "1".parse().unwrap());
-                Ok(response)
-            }
-        }
-    }
-}
-impl Clock for Fake {
-    fn now(&self) -> UnixMillis {
-        self.now.get()
-    }
-}
-impl Sleep for Fake {
-    async fn sleep(&self, _duration: Duration) {}
-}
-impl Entropy for Fake {
-    fn fill(&self, buf: &mut [u8]) {
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = i as u8 + 1;
-        }
-    }
-}
-impl AccessLog for Fake {
-    fn log(&self, line: &str) {
-        self.logs.borrow_mut().push(line.to_owned());
-    }
-}
+use support::fake::{Fake, FakeBody, Script};
 
 const CLIENT: Client = Client { ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9))), https: true };
 
@@ -458,5 +329,5 @@ fn one_access_log_line_per_request_without_query() {
 
 #[test]
 fn upstream_origins_for_platform_allow_lists() {
-    assert_eq!(gateway().upstream_origins(), ["http://a.internal:8080", "https://b.internal"]);
+    assert_eq!(gateway().outbound_origins(), ["http://a.internal:8080", "https://b.internal"]);
 }

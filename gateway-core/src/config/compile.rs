@@ -6,7 +6,8 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 
 use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
-use super::model::{Cors, RouteCors, RoutesFile};
+use super::auth::{compile_requirement, compile_schemes};
+use super::model::{Cors, RouteAuthSetting, RouteCors, RoutesFile};
 use crate::cors::{CorsPolicy, OriginPattern};
 use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};
 use crate::router::Router;
@@ -72,12 +73,12 @@ fn strip_position(message: &str) -> String {
     }
 }
 
-struct Compiler {
-    errors: Vec<ConfigError>,
+pub(super) struct Compiler {
+    pub errors: Vec<ConfigError>,
 }
 
 impl Compiler {
-    fn error(&mut self, kind: Kind, path: impl Into<String>, reason: impl Into<String>) -> &mut ConfigError {
+    pub(super) fn error(&mut self, kind: Kind, path: impl Into<String>, reason: impl Into<String>) -> &mut ConfigError {
         self.errors.push(ConfigError::new(kind, path, reason));
         let last = self.errors.len() - 1;
         #[allow(clippy::indexing_slicing)] // just pushed
@@ -121,6 +122,14 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         let policy = compile_cors(&mut c, "defaults.cors", cors, None)?;
         cors_policies.push(policy);
         Some(cors_policies.len() - 1)
+    });
+
+    let (mut auth, scheme_names) = compile_schemes(&mut c, &file.auth);
+    let mut requirements = Vec::new();
+    let default_auth = defaults.auth.as_ref().and_then(|auth_setting| {
+        let requirement = compile_requirement(&mut c, "defaults.auth", auth_setting, &scheme_names, &auth)?;
+        requirements.push(requirement);
+        Some(requirements.len() - 1)
     });
 
     let mut routes = Vec::new();
@@ -243,6 +252,22 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             }
         };
 
+        let route_auth = match &route.auth {
+            None => default_auth,
+            Some(RouteAuthSetting::Enabled(false)) => None,
+            Some(RouteAuthSetting::Enabled(true)) => {
+                c.error(Kind::InvalidValue, format!("{at}.auth"), "`true` is not an auth requirement").hint =
+                    Some("write {\"any_of\": [\"<scheme>\"]}, or false for a public route".into());
+                None
+            }
+            Some(RouteAuthSetting::Require(requirement)) => {
+                compile_requirement(&mut c, &format!("{at}.auth"), requirement, &scheme_names, &auth).map(|r| {
+                    requirements.push(r);
+                    requirements.len() - 1
+                })
+            }
+        };
+
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
             methods,
@@ -253,8 +278,10 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             timeout: Duration::from_millis(timeout_ms),
             max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
             cors,
+            auth: route_auth,
         });
     }
+    auth.requirements = requirements.into();
 
     let router = Router::build(&routes, &templates, &mut c.errors);
     if c.errors.is_empty() {
@@ -264,6 +291,8 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             upstreams: upstreams.into(),
             cors: cors_policies.into(),
             default_cors,
+            auth,
+            keys: crate::auth::KeyCache::default(),
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
         })
     } else {

@@ -25,6 +25,8 @@ pub enum ConfigErrorKind {
     ConflictingRoutes,
     /// A rewrite template names a parameter the path does not capture.
     UnknownParameter,
+    /// A route names an auth scheme that is not declared.
+    UnknownScheme,
 }
 
 /// One error in a routes file: where (a JSON path such as `routes[3].upstream`), why,

@@ -1,13 +1,17 @@
 //! routes.json: the serde model ([`RoutesFile`]), its compilation into a
 //! [`crate::Gateway`] and its JSON Schema.
 
+mod auth;
 mod compile;
 mod error;
 mod model;
 
 pub use compile::{compile, from_json, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 pub use error::{ConfigError, ConfigErrorKind};
-pub use model::{Cors, Defaults, Match, Route, RouteCors, RoutesFile, Upstream};
+pub use model::{
+    ApiKeyScheme, AuthSchemes, Consumer, Cors, Defaults, InlineKey, Issuer, JwksCache, JwtScheme, Match, PemKey,
+    Requirement, Route, RouteAuth, RouteAuthSetting, RouteCors, RoutesFile, SecretKey, TokenSource, Upstream,
+};
 
 /// The JSON Schema of routes.json, pretty-printed; `routes.schema.json` is this text.
 pub fn json_schema() -> String {

@@ -19,6 +19,9 @@ pub struct RoutesFile {
     /// Settings every route inherits unless it sets its own.
     #[serde(default)]
     pub defaults: Defaults,
+    /// Named authentication schemes routes refer to (by name, in `auth.any_of`).
+    #[serde(default)]
+    pub auth: AuthSchemes,
     /// Named backends routes forward to.
     pub upstreams: BTreeMap<String, Upstream>,
     /// The routes, tried by the documented priority (not by their order, except as the last tie-break).
@@ -43,6 +46,9 @@ pub struct Defaults {
     /// (only when another proxy you control sits in front). Default false: they are replaced.
     #[serde(default)]
     pub trust_forwarded_headers: Option<bool>,
+    /// Authentication for routes that do not set their own.
+    #[serde(default)]
+    pub auth: Option<RouteAuth>,
 }
 
 /// A named backend.
@@ -81,6 +87,9 @@ pub struct Route {
     /// CORS policy for this route; replaces `defaults.cors` entirely. `false` turns CORS off here.
     #[serde(default)]
     pub cors: Option<RouteCors>,
+    /// Who may call this route; replaces `defaults.auth` entirely. `false` makes the route public.
+    #[serde(default)]
+    pub auth: Option<RouteAuthSetting>,
 }
 
 /// A route's CORS setting: a policy, or `false` to turn an inherited policy off.
@@ -134,4 +143,231 @@ pub struct Cors {
     #[serde(default)]
     #[schemars(range(max = 86400))]
     pub max_age_s: Option<u32>,
+}
+
+/// The authentication schemes, by kind. Names are unique across both maps.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSchemes {
+    /// JSON Web Token schemes (bearer tokens from one or more issuers).
+    #[serde(default)]
+    pub jwt: BTreeMap<String, JwtScheme>,
+    /// API-key schemes (consumers identified by a key).
+    #[serde(default)]
+    pub api_keys: BTreeMap<String, ApiKeyScheme>,
+}
+
+/// Accepts JWTs from the listed issuers; the token's `iss` picks the issuer's keys and rules.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwtScheme {
+    /// The issuers whose tokens this scheme accepts (several for multi-tenant setups).
+    pub issuers: Vec<Issuer>,
+    /// Where the token is read from. Default: `Authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<TokenSource>,
+    /// Longest token accepted, in bytes, checked before parsing (default 8192).
+    #[serde(default)]
+    #[schemars(range(min = 64, max = 65536))]
+    pub max_token_bytes: Option<u32>,
+    /// Clock skew tolerated for `exp`, `nbf` and `iat`, in seconds (default 60).
+    #[serde(default)]
+    #[schemars(range(max = 600))]
+    pub leeway_s: Option<u32>,
+    /// Claims copied into request headers for the upstream: header name → claim path
+    /// (`sub`, `realm_access.roles`). Arrays are joined with `,`. A client-sent header of the
+    /// same name is always removed first.
+    #[serde(default)]
+    pub forward_claims: BTreeMap<String, String>,
+    /// Forward the token itself to the upstream (default false: it is removed).
+    #[serde(default)]
+    pub forward_token: Option<bool>,
+    /// Path of the roles claim used by a route's `roles` requirement (default `roles`).
+    #[serde(default)]
+    pub roles_claim: Option<String>,
+    /// How JWKS documents are cached.
+    #[serde(default)]
+    pub jwks_cache: Option<JwksCache>,
+}
+
+/// One token issuer and the rules for its tokens.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Issuer {
+    /// The exact `iss` value of its tokens.
+    pub issuer: String,
+    /// Accepted audiences; the token's `aud` must contain at least one. Absent: `aud` is not checked.
+    #[serde(default)]
+    pub audiences: Option<Vec<String>>,
+    /// Public keys written inline: JWKs (with `alg`, or EC/OKP keys whose curve implies it) or PEM keys.
+    #[serde(default)]
+    pub keys: Vec<InlineKey>,
+    /// HMAC secrets, by the name of a runtime secret (wrangler secret / `.dev.vars`, Spin variable).
+    #[serde(default)]
+    pub secrets: Vec<SecretKey>,
+    /// URL of the issuer's JWKS document.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// Find the JWKS through OIDC discovery (`{issuer}/.well-known/openid-configuration`).
+    #[serde(default)]
+    pub discovery: Option<bool>,
+    /// Algorithm for JWKS RSA keys that do not declare one (default RS256).
+    #[serde(default)]
+    pub rsa_default_alg: Option<String>,
+    /// Claims every token must carry (besides `exp`, which is always required).
+    #[serde(default)]
+    pub required_claims: Vec<String>,
+    /// Longest accepted lifetime (`exp` − `iat`) in seconds; tokens must then carry `iat`.
+    #[serde(default)]
+    pub max_lifetime_s: Option<u64>,
+}
+
+/// An inline public key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum InlineKey {
+    /// A PEM public key with its algorithm.
+    Pem(PemKey),
+    /// A public JWK (RFC 7517).
+    Jwk(serde_json::Map<String, serde_json::Value>),
+}
+
+/// A PEM-encoded public key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PemKey {
+    /// `-----BEGIN PUBLIC KEY-----` (SPKI) or `-----BEGIN RSA PUBLIC KEY-----` text.
+    pub pem: String,
+    /// The one algorithm this key verifies, e.g. `RS256`, `ES256`, `EdDSA`.
+    pub alg: String,
+    /// Key id matched against the token's `kid`.
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// An HMAC secret held by the runtime, never written in routes.json.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretKey {
+    /// Name of the runtime secret (lower case letters, digits, `_`; the same name works as a
+    /// wrangler secret and a Spin variable).
+    pub secret: String,
+    /// `HS256`, `HS384` or `HS512`.
+    pub alg: String,
+    /// Key id matched against the token's `kid`.
+    #[serde(default)]
+    pub kid: Option<String>,
+}
+
+/// Where a credential is read from. At most one field; none means the default.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSource {
+    /// A request header carrying the bare token.
+    #[serde(default)]
+    pub header: Option<String>,
+    /// A cookie carrying the token.
+    #[serde(default)]
+    pub cookie: Option<String>,
+    /// A query parameter carrying the token (leaks into logs and histories: only when unavoidable).
+    #[serde(default)]
+    pub query: Option<String>,
+}
+
+/// Bounds for JWKS caching.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JwksCache {
+    /// Shortest time a fetched JWKS is kept, whatever its Cache-Control says (default 60 s).
+    #[serde(default)]
+    pub min_ttl_s: Option<u64>,
+    /// Longest time a fetched JWKS is kept (default 86400 s).
+    #[serde(default)]
+    pub max_ttl_s: Option<u64>,
+    /// Least time between two fetches caused by an unknown `kid` or a failure (default 30 s).
+    #[serde(default)]
+    pub refetch_cooldown_s: Option<u64>,
+    /// How long expired keys keep serving while the JWKS endpoint fails (default 86400 s).
+    #[serde(default)]
+    pub max_stale_s: Option<u64>,
+}
+
+/// Consumers identified by an API key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyScheme {
+    /// Header carrying the key (default `X-API-Key`).
+    #[serde(default)]
+    pub header: Option<String>,
+    /// Also accept the key from this query parameter (off unless set).
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Consumers declared here.
+    #[serde(default)]
+    pub consumers: Vec<Consumer>,
+    /// Also look consumers up in the key-value store, under `apikey:<sha256 hex>`.
+    #[serde(default)]
+    pub store: Option<bool>,
+    /// Consumer fields copied into request headers: header name → `id`, `name` or `tags`.
+    #[serde(default)]
+    pub forward: BTreeMap<String, String>,
+    /// Forward the key itself to the upstream (default false: it is removed).
+    #[serde(default)]
+    pub forward_key: Option<bool>,
+}
+
+/// A caller identified by an API key.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Consumer {
+    /// Stable id (letters, digits, `-`, `_`, `.`).
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Free-form tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// SHA-256 of the key, 64 lower-case hex digits (`printf %s "$KEY" | sha256sum`).
+    pub key_sha256: String,
+}
+
+/// A route's auth setting: a requirement, or `false` to make an inherited one public.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteAuthSetting {
+    /// `false`: no authentication on this route.
+    Enabled(bool),
+    /// The requirement for this route.
+    Require(RouteAuth),
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteAuth {
+    /// Scheme names; a request must pass one of them (tried in order).
+    pub any_of: Vec<String>,
+    /// Let requests without any credential through anonymously (a credential that is present
+    /// must still be valid).
+    #[serde(default)]
+    pub optional: Option<bool>,
+    /// Scopes the JWT must grant (`scope` space-separated or `scp` array).
+    #[serde(default)]
+    pub scopes: Option<Requirement>,
+    /// Roles the JWT must carry (at the scheme's `roles_claim`).
+    #[serde(default)]
+    pub roles: Option<Requirement>,
+}
+
+/// A set requirement: one of, or all of.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requirement {
+    /// At least one of these.
+    #[serde(default)]
+    pub any_of: Option<Vec<String>>,
+    /// Every one of these.
+    #[serde(default)]
+    pub all_of: Option<Vec<String>>,
 }

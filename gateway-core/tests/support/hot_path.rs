@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::ports::{AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Sleep, UnixMillis};
+use gateway_core::ports::{
+    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, Sleep, Store, StoreError,
+    UnixMillis,
+};
 use http::{Request, Response};
 
 pub struct FakeBody;
@@ -51,6 +54,20 @@ impl Entropy for Fakes {
 impl AccessLog for Fakes {
     fn log(&self, line: &str) {
         std::hint::black_box(line);
+    }
+}
+
+impl Secrets for Fakes {
+    fn secret(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+impl Store for Fakes {
+    async fn get(&self, _: &str) -> Result<Option<Bytes>, StoreError> {
+        Err(StoreError::Unavailable)
+    }
+    async fn put(&self, _: &str, _: Bytes) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable)
     }
 }
 

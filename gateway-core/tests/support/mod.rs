@@ -1,5 +1,8 @@
 //! Shared by the pipeline tests and the benchmarks.
 
+pub mod fake;
+pub mod tokens;
+
 use std::future::Future;
 use std::pin::pin;
 use std::sync::Arc;

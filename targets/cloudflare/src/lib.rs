@@ -8,16 +8,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Sleep, StreamBody,
-    UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets, Sleep, Store,
+    StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use worker::{event, Context, Env};
+use worker::{event, Context, Env, KvStore};
 
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+
+/// The optional KV namespace binding that shares JWKS documents between isolates and holds
+/// API-key consumers.
+const KV_BINDING: &str = "EDGEGATE_KV";
 
 /// Compiled once per isolate. The build already validated the file, so the error arm is
 /// only reached if that guarantee is ever broken.
@@ -27,8 +31,8 @@ fn gateway() -> Result<&'static Gateway, ()> {
 }
 
 #[event(fetch)]
-async fn fetch(request: web_sys::Request, _env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
-    let platform = Workers;
+async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
+    let platform = Workers { kv: env.kv(KV_BINDING).ok(), env };
     let Ok(gateway) = gateway() else {
         return into_web(problem(ProblemKind::Internal, "The gateway is misconfigured.", ""));
     };
@@ -129,9 +133,12 @@ impl ByteStream for JsStream {
     }
 }
 
-/// The Workers platform: global `fetch`, `Date.now`, `setTimeout`, `crypto`, `console.log`.
-#[derive(Debug, Clone, Copy)]
-struct Workers;
+/// The Workers platform: global `fetch`, `Date.now`, `setTimeout`, `crypto`, `console.log`,
+/// and the bindings of `env` (secrets and vars, the KV namespace).
+struct Workers {
+    env: Env,
+    kv: Option<KvStore>,
+}
 
 /// Aborts an in-flight fetch when the gateway stops waiting for it (timeout).
 struct AbortOnDrop(Option<web_sys::AbortController>);
@@ -202,5 +209,26 @@ impl Entropy for Workers {
 impl AccessLog for Workers {
     fn log(&self, line: &str) {
         worker::console_log!("{line}");
+    }
+}
+
+impl Secrets for Workers {
+    fn secret(&self, name: &str) -> Option<String> {
+        // `var` reads wrangler secrets, `.dev.vars` and [vars] alike.
+        self.env.var(name).ok().map(|value| value.to_string())
+    }
+}
+
+impl Store for Workers {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let kv = self.kv.as_ref().ok_or(StoreError::Unavailable)?;
+        let value = kv.get(key).bytes().await.map_err(|e| StoreError::Failed(e.to_string()))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        let kv = self.kv.as_ref().ok_or(StoreError::Unavailable)?;
+        let put = kv.put_bytes(key, &value).map_err(|e| StoreError::Failed(e.to_string()))?;
+        put.execute().await.map_err(|e| StoreError::Failed(e.to_string()))
     }
 }

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Sleep, StreamBody,
-    UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets, Sleep, Store,
+    StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -32,7 +32,7 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     // build has already validated the file.
     let response = match Gateway::from_json(ROUTES) {
         Ok(gateway) => match from_wasi(request) {
-            Some((request, client)) => gateway_core::handle(&gateway, &SpinPlatform, request, &client).await,
+            Some((request, client)) => gateway_core::handle(&gateway, &SpinPlatform::default(), request, &client).await,
             None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
         },
         Err(_) => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
@@ -171,9 +171,40 @@ impl ByteStream for SpinStream {
     }
 }
 
-/// The Spin platform: wasi-http outbound, wasi clocks and random, stdout for the access log.
-#[derive(Debug, Clone, Copy)]
-struct SpinPlatform;
+/// The Spin platform: wasi-http outbound, wasi clocks and random, stdout for the access log,
+/// Spin variables for secrets and the `default` key-value store (opened on first use).
+#[derive(Default)]
+struct SpinPlatform {
+    bucket: std::cell::OnceCell<Option<keyvalue::Bucket>>,
+}
+
+/// The key-value store label the gateway uses; spin.toml must grant it.
+const KV_STORE: &str = "default";
+
+use spin_sdk::wit::wasi::keyvalue::store as keyvalue;
+
+impl SpinPlatform {
+    fn bucket(&self) -> Result<&keyvalue::Bucket, StoreError> {
+        self.bucket.get_or_init(|| keyvalue::open(KV_STORE).ok()).as_ref().ok_or(StoreError::Unavailable)
+    }
+}
+
+impl Secrets for SpinPlatform {
+    fn secret(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok()
+    }
+}
+
+impl Store for SpinPlatform {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        let value = self.bucket()?.get(key).map_err(|e| StoreError::Failed(format!("{e:?}")))?;
+        Ok(value.map(Bytes::from))
+    }
+
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        self.bucket()?.set(key, &value).map_err(|e| StoreError::Failed(format!("{e:?}")))
+    }
+}
 
 impl Fetch for SpinPlatform {
     type Body = SpinBody;

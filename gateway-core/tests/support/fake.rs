@@ -1,0 +1,157 @@
+//! The scripted platform of the pipeline tests: an upstream that records what it received,
+//! a manual clock, fixed entropy, in-memory secrets and store.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::ports::{
+    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, Sleep, Store, StoreError, UnixMillis,
+};
+use http::{Request, Response, StatusCode};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FakeBody {
+    Empty,
+    Bytes(Bytes),
+    /// A body of unknown length arriving in chunks.
+    Chunks(Vec<Bytes>),
+}
+
+impl Body for FakeBody {
+    fn empty() -> Self {
+        Self::Empty
+    }
+    fn from_bytes(bytes: Bytes) -> Self {
+        Self::Bytes(bytes)
+    }
+    fn is_known_empty(&self) -> bool {
+        matches!(self, Self::Empty)
+    }
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        let chunks = match self {
+            Self::Empty => vec![],
+            Self::Bytes(b) => vec![b],
+            Self::Chunks(c) => c,
+        };
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend_from_slice(&chunk);
+            if out.len() as u64 > limit {
+                return Err(BodyError::TooLarge);
+            }
+        }
+        Ok(out.into())
+    }
+}
+
+impl FakeBody {
+    pub fn text(&self) -> String {
+        match self {
+            Self::Empty => String::new(),
+            Self::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+            Self::Chunks(c) => c.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
+        }
+    }
+}
+
+pub enum Script {
+    Respond(Response<FakeBody>),
+    Unreachable,
+    Hang,
+}
+
+pub struct Fake {
+    pub script: RefCell<VecDeque<Script>>,
+    pub received: RefCell<Vec<Request<FakeBody>>>,
+    pub now: Cell<UnixMillis>,
+    pub logs: RefCell<Vec<String>>,
+    pub secrets: RefCell<HashMap<String, String>>,
+    pub store: RefCell<HashMap<String, Bytes>>,
+}
+
+impl Fake {
+    pub fn new() -> Self {
+        Self {
+            script: RefCell::new(VecDeque::new()),
+            received: RefCell::new(Vec::new()),
+            now: Cell::new(1_795_314_861_000),
+            logs: RefCell::new(Vec::new()),
+            secrets: RefCell::new(HashMap::new()),
+            store: RefCell::new(HashMap::new()),
+        }
+    }
+    pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
+        let mut response = Response::new(FakeBody::Bytes(Bytes::from(body.to_owned())));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        for (n, v) in headers {
+            response.headers_mut().append(http::HeaderName::from_bytes(n.as_bytes()).unwrap(), v.parse().unwrap());
+        }
+        self.script.borrow_mut().push_back(Script::Respond(response));
+        self
+    }
+    pub fn then(self, script: Script) -> Self {
+        self.script.borrow_mut().push_back(script);
+        self
+    }
+    pub fn last(&self) -> Request<FakeBody> {
+        let mut received = self.received.borrow_mut();
+        assert_eq!(received.len(), 1, "expected exactly one upstream request");
+        received.pop().unwrap()
+    }
+}
+
+impl Fetch for Fake {
+    type Body = FakeBody;
+    async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
+        self.received.borrow_mut().push(request);
+        self.now.set(self.now.get() + 7);
+        let next = self.script.borrow_mut().pop_front();
+        match next {
+            Some(Script::Respond(response)) => Ok(response),
+            Some(Script::Unreachable) => Err(FetchError::Unreachable("connection refused".into())),
+            Some(Script::Hang) => std::future::pending().await,
+            None => {
+                let mut response = Response::new(FakeBody::Bytes(Bytes::from_static(b"ok")));
+                response.headers_mut().insert("x-default", "1".parse().unwrap());
+                Ok(response)
+            }
+        }
+    }
+}
+impl Clock for Fake {
+    fn now(&self) -> UnixMillis {
+        self.now.get()
+    }
+}
+impl Sleep for Fake {
+    async fn sleep(&self, _duration: Duration) {}
+}
+impl Entropy for Fake {
+    fn fill(&self, buf: &mut [u8]) {
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = i as u8 + 1;
+        }
+    }
+}
+impl AccessLog for Fake {
+    fn log(&self, line: &str) {
+        self.logs.borrow_mut().push(line.to_owned());
+    }
+}
+impl Secrets for Fake {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.secrets.borrow().get(name).cloned()
+    }
+}
+impl Store for Fake {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.store.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        self.store.borrow_mut().insert(key.to_owned(), value);
+        Ok(())
+    }
+}
