@@ -19,8 +19,8 @@
 #![allow(async_fn_in_trait)]
 #![forbid(unsafe_code)]
 
-pub mod config;
 pub mod auth;
+pub mod config;
 mod cors;
 mod hygiene;
 mod log;
@@ -109,9 +109,11 @@ impl Gateway {
     /// consumers): Spin must then grant the `default` store.
     pub fn uses_store(&self) -> bool {
         self.auth.issuers.iter().any(|issuer| issuer.jwks.is_some())
-            || self.auth.schemes.iter().any(|scheme| {
-                matches!(&scheme.kind, auth::policy::SchemeKind::ApiKey(keys) if keys.store)
-            })
+            || self
+                .auth
+                .schemes
+                .iter()
+                .any(|scheme| matches!(&scheme.kind, auth::policy::SchemeKind::ApiKey(keys) if keys.store))
     }
 
     /// `scheme://host[:port]` of every upstream, JWKS URL and OIDC issuer, sorted and without

@@ -139,9 +139,21 @@ fn published_vectors_verify() {
     assert_eq!(a1_secret.len(), 64);
     let cases: Vec<(&str, &str, VerifyingKey)> = vec![
         ("RFC 7515 A.1 HS256", A1_TOKEN, VerifyingKey::hmac(&a1_secret, Algorithm::Hs256, None).unwrap()),
-        ("RFC 7515 A.2 RS256 (JWK, alg from default)", A2_TOKEN, VerifyingKey::from_jwk(&a2_jwk(), Algorithm::Rs256).unwrap()),
-        ("RFC 7515 A.2 RS256 (SPKI PEM)", A2_TOKEN, VerifyingKey::from_pem(A2_SPKI_PEM, Algorithm::Rs256, None).unwrap()),
-        ("RFC 7515 A.2 RS256 (PKCS#1 PEM)", A2_TOKEN, VerifyingKey::from_pem(A2_PKCS1_PEM, Algorithm::Rs256, None).unwrap()),
+        (
+            "RFC 7515 A.2 RS256 (JWK, alg from default)",
+            A2_TOKEN,
+            VerifyingKey::from_jwk(&a2_jwk(), Algorithm::Rs256).unwrap(),
+        ),
+        (
+            "RFC 7515 A.2 RS256 (SPKI PEM)",
+            A2_TOKEN,
+            VerifyingKey::from_pem(A2_SPKI_PEM, Algorithm::Rs256, None).unwrap(),
+        ),
+        (
+            "RFC 7515 A.2 RS256 (PKCS#1 PEM)",
+            A2_TOKEN,
+            VerifyingKey::from_pem(A2_PKCS1_PEM, Algorithm::Rs256, None).unwrap(),
+        ),
         ("RFC 7515 A.3 ES256 (JWK)", A3_TOKEN, VerifyingKey::from_jwk(&a3_jwk(), Algorithm::Rs256).unwrap()),
         ("RFC 7515 A.3 ES256 (PEM)", A3_TOKEN, VerifyingKey::from_pem(A3_SPKI_PEM, Algorithm::Es256, None).unwrap()),
         ("python ES384 (JWK)", ES384_TOKEN, VerifyingKey::from_jwk(&es384_jwk(), Algorithm::Rs256).unwrap()),
@@ -179,7 +191,8 @@ fn ed25519_pem_and_jwk_are_the_same_key() {
 // ---------------------------------------------------------------------------------------------
 // Every algorithm: sign with the crates, decode + verify with ours
 
-const CLAIMS: &str = r#"{"iss":"https://issuer.example","sub":"alice","aud":"edgegate","exp":1900000000,"scope":"read write"}"#;
+const CLAIMS: &str =
+    r#"{"iss":"https://issuer.example","sub":"alice","aud":"edgegate","exp":1900000000,"scope":"read write"}"#;
 
 type Signer = Box<dyn Fn(&str, &str) -> String>;
 
@@ -229,7 +242,8 @@ fn fixtures() -> Vec<Fixture> {
     ));
 
     let private = std::rc::Rc::new(rsa_private_key());
-    for alg in [Algorithm::Rs256, Algorithm::Rs384, Algorithm::Rs512, Algorithm::Ps256, Algorithm::Ps384, Algorithm::Ps512]
+    for alg in
+        [Algorithm::Rs256, Algorithm::Rs384, Algorithm::Rs512, Algorithm::Ps256, Algorithm::Ps384, Algorithm::Ps512]
     {
         let rsa: Rsa = alg.name().parse().unwrap();
         let private = private.clone();
@@ -406,7 +420,8 @@ fn hmac_with_public_key_bytes_never_verifies_against_the_public_key() {
         })
         .collect();
     for secret in &secrets {
-        let token = compact(&header("HS256"), CLAIMS, |m| Hs256.sign(&Hs256Key::new(secret), m).as_bytes().into_owned());
+        let token =
+            compact(&header("HS256"), CLAIMS, |m| Hs256.sign(&Hs256Key::new(secret), m).as_bytes().into_owned());
         let decoded = decode(&token).unwrap();
         // The forgery is sound as an HS256 token…
         assert_eq!(decoded.verify(&VerifyingKey::hmac(secret, Algorithm::Hs256, None).unwrap()), Ok(()));
@@ -479,7 +494,7 @@ fn malformed_tokens() {
     let h = b64(header("HS256"));
     let p = b64(CLAIMS);
     let s = b64([1u8; 32]);
-    let padded = base64ct::Base64Url::encode_string(br#"{"alg":"HS256"}"#);
+    let padded = base64ct::Base64Url::encode_string(br#"{"alg":"HS256" }"#);
     assert!(padded.ends_with('='));
     let standard = base64ct::Base64Unpadded::encode_string(br#"{"alg":"HS256","x":"??>"}"#);
     assert!(standard.contains('/') || standard.contains('+'), "{standard}");
@@ -562,7 +577,11 @@ fn jwk_algorithm_inference() {
         (a2_jwk(), Algorithm::Rs256, Algorithm::Rs256),
         (a2_jwk(), Algorithm::Ps384, Algorithm::Ps384),
         (json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "PS512"}), Algorithm::Rs256, Algorithm::Ps512),
-        (json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "ES256"}), Algorithm::Rs256, Algorithm::Es256),
+        (
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "ES256"}),
+            Algorithm::Rs256,
+            Algorithm::Es256,
+        ),
         (json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "alg": "EdDSA"}), Algorithm::Rs256, Algorithm::EdDsa),
     ];
     for (jwk, default_rsa, expected) in cases {
@@ -570,7 +589,8 @@ fn jwk_algorithm_inference() {
         assert_eq!(key.algorithm(), expected, "{jwk}");
         assert_eq!(key.kid(), None);
     }
-    let with_kid = json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "kid": "k-1", "use": "sig", "key_ops": ["verify"]});
+    let with_kid =
+        json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "kid": "k-1", "use": "sig", "key_ops": ["verify"]});
     assert_eq!(VerifyingKey::from_jwk(&with_kid, Algorithm::Rs256).unwrap().kid(), Some("k-1"));
 }
 
@@ -578,45 +598,210 @@ fn jwk_algorithm_inference() {
 fn jwk_refusals() {
     let mismatch = |alg, key| KeyError::AlgorithmMismatch { alg, key };
     let cases: Vec<(&str, Value, Algorithm, KeyError)> = vec![
-        ("ES256 on P-384", json!({"kty": "EC", "crv": "P-384", "x": ES384_X, "y": ES384_Y, "alg": "ES256"}), Algorithm::Rs256, mismatch(Algorithm::Es256, "EC P-384")),
-        ("ES384 on P-256", json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "ES384"}), Algorithm::Rs256, mismatch(Algorithm::Es384, "EC P-256")),
-        ("RS256 on EC", json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "RS256"}), Algorithm::Rs256, mismatch(Algorithm::Rs256, "EC P-256")),
-        ("HS256 on RSA", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "HS256"}), Algorithm::Rs256, mismatch(Algorithm::Hs256, "RSA")),
-        ("ES256 on RSA", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "ES256"}), Algorithm::Rs256, mismatch(Algorithm::Es256, "RSA")),
-        ("EdDSA on RSA", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "EdDSA"}), Algorithm::Rs256, mismatch(Algorithm::EdDsa, "RSA")),
-        ("RS256 on Ed25519", json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "alg": "RS256"}), Algorithm::Rs256, mismatch(Algorithm::Rs256, "OKP Ed25519")),
+        (
+            "ES256 on P-384",
+            json!({"kty": "EC", "crv": "P-384", "x": ES384_X, "y": ES384_Y, "alg": "ES256"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Es256, "EC P-384"),
+        ),
+        (
+            "ES384 on P-256",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "ES384"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Es384, "EC P-256"),
+        ),
+        (
+            "RS256 on EC",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "RS256"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Rs256, "EC P-256"),
+        ),
+        (
+            "HS256 on RSA",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "HS256"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Hs256, "RSA"),
+        ),
+        (
+            "ES256 on RSA",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "ES256"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Es256, "RSA"),
+        ),
+        (
+            "EdDSA on RSA",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "EdDSA"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::EdDsa, "RSA"),
+        ),
+        (
+            "RS256 on Ed25519",
+            json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "alg": "RS256"}),
+            Algorithm::Rs256,
+            mismatch(Algorithm::Rs256, "OKP Ed25519"),
+        ),
         ("default_rsa not RSA", a2_jwk(), Algorithm::Es256, mismatch(Algorithm::Es256, "RSA")),
         ("oct", json!({"kty": "oct", "k": A1_KEY, "alg": "HS256"}), Algorithm::Rs256, KeyError::SymmetricJwk),
-        ("oct, private-looking", json!({"kty": "oct", "k": A1_KEY, "d": "x"}), Algorithm::Rs256, KeyError::SymmetricJwk),
-        ("private EC", json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "d": A3_D}), Algorithm::Rs256, KeyError::PrivateKey),
-        ("private RSA", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "d": A2_D, "p": A2_P, "q": A2_Q}), Algorithm::Rs256, KeyError::PrivateKey),
-        ("private OKP", json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "d": RFC8037_D}), Algorithm::Rs256, KeyError::PrivateKey),
-        ("use enc", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "use": "enc"}), Algorithm::Rs256, KeyError::NotForSignature),
-        ("use not a string", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "use": ["sig"]}), Algorithm::Rs256, KeyError::NotForSignature),
-        ("key_ops without verify", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "key_ops": ["encrypt", "sign"]}), Algorithm::Rs256, KeyError::NotForSignature),
-        ("key_ops not an array", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "key_ops": "verify"}), Algorithm::Rs256, KeyError::InvalidParameter("key_ops")),
-        ("RSA 1024", json!({"kty": "RSA", "n": RSA1024_N, "e": "AQAB"}), Algorithm::Rs256, KeyError::WeakRsaKey { bits: 1024 }),
-        ("RSA exponent 1", json!({"kty": "RSA", "n": A2_N, "e": "AQ"}), Algorithm::Rs256, KeyError::InvalidKey("RSA modulus or exponent rejected")),
-        ("alg none", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "none"}), Algorithm::Rs256, KeyError::UnsupportedAlgorithm("none".into())),
-        ("alg RSA-OAEP", json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "RSA-OAEP"}), Algorithm::Rs256, KeyError::UnsupportedAlgorithm("RSA-OAEP".into())),
-        ("alg lowercase", json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "es256"}), Algorithm::Rs256, KeyError::UnsupportedAlgorithm("es256".into())),
+        (
+            "oct, private-looking",
+            json!({"kty": "oct", "k": A1_KEY, "d": "x"}),
+            Algorithm::Rs256,
+            KeyError::SymmetricJwk,
+        ),
+        (
+            "private EC",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "d": A3_D}),
+            Algorithm::Rs256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "private RSA",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "d": A2_D, "p": A2_P, "q": A2_Q}),
+            Algorithm::Rs256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "private OKP",
+            json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "d": RFC8037_D}),
+            Algorithm::Rs256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "use enc",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "use": "enc"}),
+            Algorithm::Rs256,
+            KeyError::NotForSignature,
+        ),
+        (
+            "use not a string",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "use": ["sig"]}),
+            Algorithm::Rs256,
+            KeyError::NotForSignature,
+        ),
+        (
+            "key_ops without verify",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "key_ops": ["encrypt", "sign"]}),
+            Algorithm::Rs256,
+            KeyError::NotForSignature,
+        ),
+        (
+            "key_ops not an array",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "key_ops": "verify"}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("key_ops"),
+        ),
+        (
+            "RSA 1024",
+            json!({"kty": "RSA", "n": RSA1024_N, "e": "AQAB"}),
+            Algorithm::Rs256,
+            KeyError::WeakRsaKey { bits: 1024 },
+        ),
+        (
+            "RSA exponent 1",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQ"}),
+            Algorithm::Rs256,
+            KeyError::InvalidKey("RSA modulus or exponent rejected"),
+        ),
+        (
+            "alg none",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "none"}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedAlgorithm("none".into()),
+        ),
+        (
+            "alg RSA-OAEP",
+            json!({"kty": "RSA", "n": A2_N, "e": "AQAB", "alg": "RSA-OAEP"}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedAlgorithm("RSA-OAEP".into()),
+        ),
+        (
+            "alg lowercase",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_Y, "alg": "es256"}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedAlgorithm("es256".into()),
+        ),
         ("kty unknown", json!({"kty": "DSA"}), Algorithm::Rs256, KeyError::UnsupportedKeyType("DSA".into())),
         ("kty missing", json!({"n": A2_N, "e": "AQAB"}), Algorithm::Rs256, KeyError::MissingParameter("kty")),
         ("kty not a string", json!({"kty": 1}), Algorithm::Rs256, KeyError::InvalidParameter("kty")),
-        ("P-521", json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}), Algorithm::Rs256, KeyError::UnsupportedCurve("P-521".into())),
-        ("secp256k1", json!({"kty": "EC", "crv": "secp256k1", "x": A3_X, "y": A3_Y}), Algorithm::Rs256, KeyError::UnsupportedCurve("secp256k1".into())),
-        ("X25519", json!({"kty": "OKP", "crv": "X25519", "x": RFC8037_X}), Algorithm::Rs256, KeyError::UnsupportedCurve("X25519".into())),
-        ("Ed448", json!({"kty": "OKP", "crv": "Ed448", "x": RFC8037_X}), Algorithm::Rs256, KeyError::UnsupportedCurve("Ed448".into())),
-        ("EC crv missing", json!({"kty": "EC", "x": A3_X, "y": A3_Y}), Algorithm::Rs256, KeyError::MissingParameter("crv")),
-        ("EC y missing", json!({"kty": "EC", "crv": "P-256", "x": A3_X}), Algorithm::Rs256, KeyError::MissingParameter("y")),
-        ("EC x short", json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": A3_Y}), Algorithm::Rs256, KeyError::InvalidParameter("x")),
-        ("EC x padded", json!({"kty": "EC", "crv": "P-256", "x": format!("{A3_X}="), "y": A3_Y}), Algorithm::Rs256, KeyError::InvalidParameter("x")),
-        ("EC not on curve", json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_X}), Algorithm::Rs256, KeyError::InvalidKey("not a point on P-256")),
-        ("P-384 coordinates on P-256", json!({"kty": "EC", "crv": "P-256", "x": ES384_X, "y": ES384_Y}), Algorithm::Rs256, KeyError::InvalidParameter("x")),
+        (
+            "P-521",
+            json!({"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedCurve("P-521".into()),
+        ),
+        (
+            "secp256k1",
+            json!({"kty": "EC", "crv": "secp256k1", "x": A3_X, "y": A3_Y}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedCurve("secp256k1".into()),
+        ),
+        (
+            "X25519",
+            json!({"kty": "OKP", "crv": "X25519", "x": RFC8037_X}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedCurve("X25519".into()),
+        ),
+        (
+            "Ed448",
+            json!({"kty": "OKP", "crv": "Ed448", "x": RFC8037_X}),
+            Algorithm::Rs256,
+            KeyError::UnsupportedCurve("Ed448".into()),
+        ),
+        (
+            "EC crv missing",
+            json!({"kty": "EC", "x": A3_X, "y": A3_Y}),
+            Algorithm::Rs256,
+            KeyError::MissingParameter("crv"),
+        ),
+        (
+            "EC y missing",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X}),
+            Algorithm::Rs256,
+            KeyError::MissingParameter("y"),
+        ),
+        (
+            "EC x short",
+            json!({"kty": "EC", "crv": "P-256", "x": "AAAA", "y": A3_Y}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("x"),
+        ),
+        (
+            "EC x padded",
+            json!({"kty": "EC", "crv": "P-256", "x": format!("{A3_X}="), "y": A3_Y}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("x"),
+        ),
+        (
+            "EC not on curve",
+            json!({"kty": "EC", "crv": "P-256", "x": A3_X, "y": A3_X}),
+            Algorithm::Rs256,
+            KeyError::InvalidKey("not a point on P-256"),
+        ),
+        (
+            "P-384 coordinates on P-256",
+            json!({"kty": "EC", "crv": "P-256", "x": ES384_X, "y": ES384_Y}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("x"),
+        ),
         ("RSA n missing", json!({"kty": "RSA", "e": "AQAB"}), Algorithm::Rs256, KeyError::MissingParameter("n")),
-        ("RSA n not base64url", json!({"kty": "RSA", "n": "a+b/", "e": "AQAB"}), Algorithm::Rs256, KeyError::InvalidParameter("n")),
-        ("Ed25519 x short", json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}), Algorithm::Rs256, KeyError::InvalidParameter("x")),
-        ("kid a number", json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "kid": 3}), Algorithm::Rs256, KeyError::InvalidParameter("kid")),
+        (
+            "RSA n not base64url",
+            json!({"kty": "RSA", "n": "a+b/", "e": "AQAB"}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("n"),
+        ),
+        (
+            "Ed25519 x short",
+            json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("x"),
+        ),
+        (
+            "kid a number",
+            json!({"kty": "OKP", "crv": "Ed25519", "x": RFC8037_X, "kid": 3}),
+            Algorithm::Rs256,
+            KeyError::InvalidParameter("kid"),
+        ),
         ("not an object", json!([a2_jwk()]), Algorithm::Rs256, KeyError::NotAnObject),
     ];
     for (name, jwk, default_rsa, expected) in cases {
@@ -657,14 +842,21 @@ fn jwks_skips_unusable_keys() {
     assert_eq!(parse_jwks(br#"{"keys": []}"#, Algorithm::Rs256).unwrap().1, 0);
     assert!(parse_jwks(br#"{"keys": [], "other": 1}"#, Algorithm::Rs256).unwrap().0.is_empty());
     for bad in [&b"not json"[..], b"[]", br#"{"keys": {}}"#, br#"{"key": []}"#, b"", br#"{"keys": null}"#] {
-        assert_eq!(parse_jwks(bad, Algorithm::Rs256).map(drop), Err(KeyError::NotAJwks), "{}", String::from_utf8_lossy(bad));
+        assert_eq!(
+            parse_jwks(bad, Algorithm::Rs256).map(drop),
+            Err(KeyError::NotAJwks),
+            "{}",
+            String::from_utf8_lossy(bad)
+        );
     }
 }
 
 #[test]
 fn pem_keys() {
     // Accepted: each SPKI type with its algorithm; PKCS#1 for every RSA algorithm.
-    for alg in [Algorithm::Rs256, Algorithm::Rs384, Algorithm::Rs512, Algorithm::Ps256, Algorithm::Ps384, Algorithm::Ps512] {
+    for alg in
+        [Algorithm::Rs256, Algorithm::Rs384, Algorithm::Rs512, Algorithm::Ps256, Algorithm::Ps384, Algorithm::Ps512]
+    {
         assert_eq!(VerifyingKey::from_pem(A2_SPKI_PEM, alg, None).unwrap().algorithm(), alg);
         assert_eq!(VerifyingKey::from_pem(A2_PKCS1_PEM, alg, Some("r")).unwrap().kid(), Some("r"));
     }
@@ -676,11 +868,8 @@ fn pem_keys() {
     let crlf = A2_SPKI_PEM.replace('\n', "\r\n");
     assert!(VerifyingKey::from_pem(&crlf, Algorithm::Rs256, None).is_ok());
     let body: String = A2_SPKI_PEM.lines().filter(|l| !l.starts_with("-----")).collect();
-    let wide = format!(
-        "\n  -----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----  \n",
-        &body[..76],
-        &body[76..]
-    );
+    let wide =
+        format!("\n  -----BEGIN PUBLIC KEY-----\n{}\n{}\n-----END PUBLIC KEY-----  \n", &body[..76], &body[76..]);
     assert!(VerifyingKey::from_pem(&wide, Algorithm::Rs256, None).is_ok());
     let one_line = format!("-----BEGIN PUBLIC KEY-----{body}-----END PUBLIC KEY-----");
     assert!(VerifyingKey::from_pem(&one_line, Algorithm::Rs256, None).is_ok());
@@ -695,18 +884,73 @@ fn pem_keys() {
         ("P-256 as RS256", A3_SPKI_PEM.into(), Algorithm::Rs256, mismatch(Algorithm::Rs256, "EC P-256")),
         ("Ed25519 as ES256", RFC8037_SPKI_PEM.into(), Algorithm::Es256, mismatch(Algorithm::Es256, "OKP Ed25519")),
         ("P-521", P521_SPKI_PEM.into(), Algorithm::Es256, KeyError::UnsupportedCurve("1.3.132.0.35".into())),
-        ("private key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(), Algorithm::Rs256, KeyError::PrivateKey),
-        ("RSA private key", "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(), Algorithm::Rs256, KeyError::PrivateKey),
-        ("EC private key", "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n".into(), Algorithm::Es256, KeyError::PrivateKey),
-        ("certificate", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(), Algorithm::Rs256, KeyError::UnsupportedPemLabel("CERTIFICATE".into())),
-        ("not PEM", "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA".into(), Algorithm::Rs256, KeyError::InvalidPem("no -----BEGIN line")),
-        ("no END", A2_SPKI_PEM.replace("-----END PUBLIC KEY-----", ""), Algorithm::Rs256, KeyError::InvalidPem("no matching -----END line")),
-        ("mismatched END", A2_SPKI_PEM.replace("END PUBLIC", "END RSA PUBLIC"), Algorithm::Rs256, KeyError::InvalidPem("no matching -----END line")),
-        ("two blocks", format!("{A3_SPKI_PEM}{A3_SPKI_PEM}"), Algorithm::Es256, KeyError::InvalidPem("more than one block, or encapsulated headers")),
+        (
+            "private key",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n".into(),
+            Algorithm::Rs256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "RSA private key",
+            "-----BEGIN RSA PRIVATE KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n".into(),
+            Algorithm::Rs256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "EC private key",
+            "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n".into(),
+            Algorithm::Es256,
+            KeyError::PrivateKey,
+        ),
+        (
+            "certificate",
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n".into(),
+            Algorithm::Rs256,
+            KeyError::UnsupportedPemLabel("CERTIFICATE".into()),
+        ),
+        (
+            "not PEM",
+            "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA".into(),
+            Algorithm::Rs256,
+            KeyError::InvalidPem("no -----BEGIN line"),
+        ),
+        (
+            "no END",
+            A2_SPKI_PEM.replace("-----END PUBLIC KEY-----", ""),
+            Algorithm::Rs256,
+            KeyError::InvalidPem("no matching -----END line"),
+        ),
+        (
+            "mismatched END",
+            A2_SPKI_PEM.replace("END PUBLIC", "END RSA PUBLIC"),
+            Algorithm::Rs256,
+            KeyError::InvalidPem("no matching -----END line"),
+        ),
+        (
+            "two blocks",
+            format!("{A3_SPKI_PEM}{A3_SPKI_PEM}"),
+            Algorithm::Es256,
+            KeyError::InvalidPem("more than one block, or encapsulated headers"),
+        ),
         ("text before", format!("key:\n{A3_SPKI_PEM}"), Algorithm::Es256, KeyError::InvalidPem("no -----BEGIN line")),
-        ("bad base64", A3_SPKI_PEM.replace("MFkw", "M!kw"), Algorithm::Es256, KeyError::InvalidPem("invalid base64 body")),
-        ("not DER", "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(), Algorithm::Es256, KeyError::InvalidKey("not a SubjectPublicKeyInfo")),
-        ("PKCS#1 label on SPKI", A2_SPKI_PEM.replace("PUBLIC KEY", "RSA PUBLIC KEY"), Algorithm::Rs256, KeyError::InvalidKey("not a PKCS#1 RSA public key")),
+        (
+            "bad base64",
+            A3_SPKI_PEM.replace("MFkw", "M!kw"),
+            Algorithm::Es256,
+            KeyError::InvalidPem("invalid base64 body"),
+        ),
+        (
+            "not DER",
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".into(),
+            Algorithm::Es256,
+            KeyError::InvalidKey("not a SubjectPublicKeyInfo"),
+        ),
+        (
+            "PKCS#1 label on SPKI",
+            A2_SPKI_PEM.replace("PUBLIC KEY", "RSA PUBLIC KEY"),
+            Algorithm::Rs256,
+            KeyError::InvalidKey("not a PKCS#1 RSA public key"),
+        ),
     ];
     for (name, pem, alg, expected) in cases {
         assert_eq!(VerifyingKey::from_pem(&pem, alg, None).map(drop), Err(expected), "{name}");

@@ -10,7 +10,9 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import { startUpstream } from "../upstream/upstream.mjs";
-import { scenarios } from "./scenarios.mjs";
+import { scenarios as staticScenarios } from "./scenarios.mjs";
+import { authScenarios, rotation, IDP_PORT, SECRETS, STORED_CONSUMER } from "./auth.mjs";
+import { startIdp } from "../idp/idp.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -28,6 +30,8 @@ export async function startWorkers() {
     scriptPath: path.join(root, "target/conformance/workers/index.js"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-04-01",
+    bindings: SECRETS,
+    kvNamespaces: ["EDGEGATE_KV"],
     cf: false,
     host: "127.0.0.1",
     port: 0,
@@ -38,13 +42,16 @@ export async function startWorkers() {
     },
   });
   const url = await mf.ready;
+  await (await mf.getKVNamespace("EDGEGATE_KV")).put(STORED_CONSUMER.key, STORED_CONSUMER.value);
   return { port: Number(url.port), stop: () => mf.dispose() };
 }
 
 export async function startSpin() {
   const host = path.join(root, "tests/spin-host/target/release/spin-test-host");
   const wasm = path.join(root, "target/conformance/spin/edgegate_spin.wasm");
-  const child = spawn(host, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });
+  const args = ["--listen", "127.0.0.1:0", "--component", wasm, "--kv", `${STORED_CONSUMER.key}=${STORED_CONSUMER.value}`];
+  for (const [name, value] of Object.entries(SECRETS)) args.push("--var", `${name}=${value}`);
+  const child = spawn(host, args, { stdio: ["ignore", "pipe", "inherit"] });
   const lines = createInterface({ input: child.stdout });
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("spin-test-host did not start within 60 s")), 60_000);
@@ -120,13 +127,19 @@ function subset(failures, what, actual, expected) {
 
 async function main() {
   const upstreams = { a: await startUpstream({ port: 47181, name: "a" }), b: await startUpstream({ port: 47182, name: "b" }) };
+  const idp = await startIdp({ port: IDP_PORT });
+  const scenarios = [...staticScenarios, ...(await authScenarios(idp))];
   const gateway = runtime === "workers" ? await startWorkers() : await startSpin();
   let failed = 0;
+  let checks = 0;
+  let sent = 0;
   try {
     for (const scenario of scenarios) {
       for (const up of Object.values(upstreams)) up.requests.length = 0;
       const failures = [];
       let response;
+      checks++;
+      sent++;
       try {
         response = await send(gateway.port, scenario.request);
       } catch (error) {
@@ -176,6 +189,16 @@ async function main() {
       }
     }
 
+    checks++;
+    const rotated = await rotation(idp, (request) => send(gateway.port, request));
+    sent += rotated.sent;
+    if (rotated.failures.length) {
+      failed++;
+      console.log(`not ok - [${runtime}] JWKS rotation\n${rotated.failures.map((f) => `    ${f}`).join("\n")}`);
+    } else {
+      console.log(`ok - [${runtime}] JWKS rotation (${rotated.detail})`);
+    }
+
     // One JSON access-log line per request, with the documented fields.
     await new Promise((r) => setTimeout(r, 200));
     const records = logLines.flatMap((line) => {
@@ -188,7 +211,9 @@ async function main() {
     });
     const fields = ["time", "request_id", "route", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms"];
     const logFailures = [];
-    if (records.length !== scenarios.length) logFailures.push(`expected ${scenarios.length} access-log lines, got ${records.length}`);
+    if (records.length !== sent) logFailures.push(`expected ${sent} access-log lines, got ${records.length}`);
+    const leaked = logLines.filter((line) => /eyJ[\w-]+\.eyJ/.test(line) || line.includes("acme-secret-key"));
+    if (leaked.length) logFailures.push(`a credential reached the log: ${leaked[0].slice(0, 120)}`);
     for (const record of records) {
       const missing = fields.filter((f) => !(f in record));
       if (missing.length) logFailures.push(`log line lacks ${missing.join(", ")}: ${JSON.stringify(record)}`);
@@ -200,13 +225,15 @@ async function main() {
       failed++;
       console.log(`not ok - [${runtime}] access log\n${logFailures.map((f) => `    ${f}`).join("\n")}`);
     } else {
-      console.log(`ok - [${runtime}] access log: one JSON line per request`);
+      console.log(`ok - [${runtime}] access log: one JSON line per request, no credential in it`);
     }
+    checks++;
   } finally {
     await gateway.stop();
+    await idp.close();
     for (const up of Object.values(upstreams)) await up.close();
   }
-  console.log(`${failed === 0 ? "PASS" : "FAIL"}: ${runtime}, ${scenarios.length + 1 - failed}/${scenarios.length + 1}`);
+  console.log(`${failed === 0 ? "PASS" : "FAIL"}: ${runtime}, ${checks - failed}/${checks}`);
   process.exit(failed === 0 ? 0 : 1);
 }
 

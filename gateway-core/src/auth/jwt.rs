@@ -141,7 +141,6 @@ impl Algorithm {
         matches!(self, Algorithm::Hs256 | Algorithm::Hs384 | Algorithm::Hs512)
     }
 
-
     /// jwt-compact's RSA algorithm for `RS*` / `PS*`.
     fn rsa(self) -> Option<Rsa> {
         Some(match self {
@@ -201,7 +200,12 @@ impl JwsAlgorithm for Es384 {
         Es384Signature(signing_key.sign_digest(sha2::Sha384::new_with_prefix(message)))
     }
 
-    fn verify_signature(&self, signature: &Self::Signature, verifying_key: &Self::VerifyingKey, message: &[u8]) -> bool {
+    fn verify_signature(
+        &self,
+        signature: &Self::Signature,
+        verifying_key: &Self::VerifyingKey,
+        message: &[u8],
+    ) -> bool {
         use p384::ecdsa::signature::DigestVerifier;
         use sha2::Digest;
         verifying_key.verify_digest(sha2::Sha384::new_with_prefix(message), &signature.0).is_ok()
@@ -321,7 +325,9 @@ impl VerifyingKey {
         }
         let kid = string_param(jwk, "kid")?;
         let alg = match string_param(jwk, "alg")? {
-            Some(name) => Some(Algorithm::from_name(name).ok_or_else(|| KeyError::UnsupportedAlgorithm(name.to_owned()))?),
+            Some(name) => {
+                Some(Algorithm::from_name(name).ok_or_else(|| KeyError::UnsupportedAlgorithm(name.to_owned()))?)
+            }
             None => None,
         };
         let (alg, material) = match kty {
@@ -412,7 +418,8 @@ impl VerifyingKey {
 /// counted; only a document that is not a JWKS at all is an error.
 pub fn parse_jwks(json: &[u8], default_rsa: Algorithm) -> Result<(Vec<VerifyingKey>, usize), KeyError> {
     let document: Value = serde_json::from_slice(json).map_err(|_| KeyError::NotAJwks)?;
-    let entries = document.as_object().and_then(|doc| doc.get("keys")).and_then(Value::as_array).ok_or(KeyError::NotAJwks)?;
+    let entries =
+        document.as_object().and_then(|doc| doc.get("keys")).and_then(Value::as_array).ok_or(KeyError::NotAJwks)?;
     let mut keys = Vec::with_capacity(entries.len());
     let mut skipped = 0;
     for entry in entries {
@@ -452,7 +459,8 @@ fn rsa_key(n: &[u8], e: &[u8]) -> Result<RsaPublicKey, KeyError> {
 
 /// A PKCS#1 `RSAPublicKey` (DER).
 fn pkcs1_key(der: &[u8]) -> Result<RsaPublicKey, KeyError> {
-    let key = rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|_| KeyError::InvalidKey("not a PKCS#1 RSA public key"))?;
+    let key =
+        rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|_| KeyError::InvalidKey("not a PKCS#1 RSA public key"))?;
     rsa_key(key.modulus.as_bytes(), key.public_exponent.as_bytes())
 }
 
@@ -754,17 +762,19 @@ impl fmt::Display for KeyError {
             KeyError::SymmetricJwk => {
                 f.write_str("JWK kty \"oct\" is not accepted: HMAC secrets come from a runtime secret")
             }
-            KeyError::PrivateKey => {
-                f.write_str("this is a private key: configure the public key only (a private key must not sit in config)")
-            }
-            KeyError::NotForSignature => {
-                f.write_str("JWK is not for signature verification (\"use\" is not \"sig\" or \"key_ops\" lacks \"verify\")")
-            }
+            KeyError::PrivateKey => f.write_str(
+                "this is a private key: configure the public key only (a private key must not sit in config)",
+            ),
+            KeyError::NotForSignature => f.write_str(
+                "JWK is not for signature verification (\"use\" is not \"sig\" or \"key_ops\" lacks \"verify\")",
+            ),
             KeyError::UnsupportedKeyType(kty) => write!(f, "key type \"{kty}\" is not supported"),
             KeyError::UnsupportedCurve(crv) => {
                 write!(f, "curve \"{crv}\" is not supported (P-256, P-384 and Ed25519 are)")
             }
-            KeyError::UnsupportedAlgorithm(alg) => write!(f, "algorithm \"{alg}\" is not a supported signature algorithm"),
+            KeyError::UnsupportedAlgorithm(alg) => {
+                write!(f, "algorithm \"{alg}\" is not a supported signature algorithm")
+            }
             KeyError::AlgorithmMismatch { alg, key } => write!(f, "algorithm {alg} does not fit a {key} key"),
             KeyError::WeakRsaKey { bits } => {
                 write!(f, "RSA key of {bits} bits is too short: at least {MIN_RSA_BITS} bits are required")

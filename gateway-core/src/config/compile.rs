@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use http::{HeaderName, HeaderValue, Method};
 
-use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
 use super::auth::{compile_requirement, compile_schemes};
+use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
 use super::model::{Cors, RouteAuthSetting, RouteCors, RoutesFile};
 use crate::cors::{CorsPolicy, OriginPattern};
 use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};

@@ -37,6 +37,11 @@ impl KvMap {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Stores a value before any request runs (`--kv`).
+    pub fn seed(&self, bucket: &str, key: String, value: Vec<u8>) {
+        self.with_bucket(bucket, |b| b.insert(key, value));
+    }
+
     /// Run `f` on the named bucket with the global lock held.
     fn with_bucket<R>(&self, bucket: &str, f: impl FnOnce(&mut Bucket) -> R) -> R {
         let mut map = self.lock();

@@ -48,12 +48,13 @@ pub mod bindings {
 }
 
 const USAGE: &str = "\
-usage: spin-test-host --listen ADDR:PORT --component APP.wasm [--var NAME=VALUE ...]
+usage: spin-test-host --listen ADDR:PORT --component APP.wasm [--var NAME=VALUE ...] [--kv KEY=VALUE ...]
 
   --listen ADDR:PORT    address to bind (port 0 = pick a free port); default 127.0.0.1:3000
   --component PATH      the Spin HTTP component (wasm32-wasip2 component)
   --var NAME=VALUE      value for fermyon:spin/variables `get(NAME)` (repeatable);
                         otherwise the env var SPIN_VARIABLE_<NAME uppercased> is used
+  --kv KEY=VALUE        seed KEY in the `default` key-value store (repeatable)
 
 After binding, exactly one line `listening on http://ADDR:PORT` is printed to stdout.";
 
@@ -61,12 +62,14 @@ struct Args {
     listen: SocketAddr,
     component: PathBuf,
     vars: HashMap<String, String>,
+    seed: Vec<(String, String)>,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut listen: SocketAddr = "127.0.0.1:3000".parse()?;
     let mut component = None;
     let mut vars = HashMap::new();
+    let mut seed = Vec::new();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         // Accept both `--flag value` and `--flag=value`.
@@ -96,11 +99,16 @@ fn parse_args() -> anyhow::Result<Args> {
                 variables::validate_name(name).map_err(|reason| anyhow::anyhow!("--var {name:?}: {reason}"))?;
                 vars.insert(name.to_string(), val.to_string());
             }
+            "--kv" => {
+                let v = value("--kv")?;
+                let (key, val) = v.split_once('=').with_context(|| format!("--kv expects KEY=VALUE, got {v:?}"))?;
+                seed.push((key.to_string(), val.to_string()));
+            }
             other => bail!("unknown argument {other:?}\n\n{USAGE}"),
         }
     }
     let component = component.with_context(|| format!("--component is required\n\n{USAGE}"))?;
-    Ok(Args { listen, component, vars })
+    Ok(Args { listen, component, vars, seed })
 }
 
 /// State shared by every request / instance.
@@ -250,8 +258,11 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         out.flush()?;
     }
 
-    let server =
-        Arc::new(Server { pre, shared: Arc::new(Shared { kv: kv::KvMap::default(), vars: args.vars }), listen: local });
+    let kv = kv::KvMap::default();
+    for (key, value) in args.seed {
+        kv.seed("default", key, value.into_bytes());
+    }
+    let server = Arc::new(Server { pre, shared: Arc::new(Shared { kv, vars: args.vars }), listen: local });
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
