@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Miniflare, Log, LogLevel } from "miniflare";
+import { SignJWT, importJWK } from "jose";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const duration = process.env.BENCH_DURATION ?? "10s";
@@ -28,12 +29,17 @@ const common = { modules: true, compatibilityDate: "2026-04-01", cf: false, host
     stderr.resume();
   },
 };
+// An ES256 token for the JWT route, signed by jose with the key tests/bench/routes.json trusts.
+const signingKey = await importJWK(JSON.parse(readFileSync(path.join(root, "tests/conformance/keys/inline-es256.private.jwk.json"), "utf8")), "ES256");
+const token = await new SignJWT({ sub: "bench-user", scope: "read" })
+  .setProtectedHeader({ alg: "ES256", kid: "inline-es256" })
+  .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h")
+  .sign(signingKey);
+const edgegateOptions = { ...common, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const subjects = [
-  { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") } },
-  {
-    name: "edgegate",
-    options: { ...common, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] },
-  },
+  { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }, path: "/proxy/items?x=1" },
+  { name: "edgegate", options: edgegateOptions, path: "/proxy/items?x=1" },
+  { name: "edgegate-es256", options: edgegateOptions, path: "/jwt/items?x=1", headers: { authorization: `Bearer ${token}` } },
 ];
 
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
@@ -54,11 +60,12 @@ function workerdTicks() {
   }, 0);
 }
 
-async function wrk(url) {
+async function wrk(url, headers = {}) {
+  const headerArgs = Object.entries(headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
   // A short warm-up, then the measured run.
-  await run("wrk", ["-t2", "-c8", "-d2s", url]);
+  await run("wrk", ["-t2", "-c8", "-d2s", ...headerArgs, url]);
   const before = workerdTicks();
-  const { stdout: out } = await run("wrk", ["-t2", `-c${connections}`, `-d${duration}`, "--latency", url]);
+  const { stdout: out } = await run("wrk", ["-t2", `-c${connections}`, `-d${duration}`, "--latency", ...headerArgs, url]);
   const cpuMs = (workerdTicks() - before) * 10;
   const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]);
   const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
@@ -75,18 +82,19 @@ const results = {};
 for (const subject of subjects) {
   const mf = new Miniflare(subject.options);
   const url = await mf.ready;
-  const probe = await fetch(new URL("/proxy/items?x=1", url));
+  const probe = await fetch(new URL(subject.path, url), { headers: subject.headers });
   if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}`);
   await probe.arrayBuffer();
-  results[subject.name] = await wrk(new URL("/proxy/items?x=1", url).href);
+  results[subject.name] = await wrk(new URL(subject.path, url).href, subject.headers);
   await mf.dispose();
 }
 upstream.close();
 
-console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items → node upstream on 127.0.0.1\n`);
+console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items (edgegate-es256: /jwt/items with an ES256 bearer token and a claim header) → node upstream on 127.0.0.1\n`);
 console.log("subject           req/s      p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
 for (const [name, r] of Object.entries(results)) {
   console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${String(r.errors).padStart(7)}   ${r.cpuUs.toFixed(0).padStart(8)}`);
 }
-const ratio = results.edgegate.rps / results["js-passthrough"].rps;
-console.log(`\nedgegate / js-passthrough throughput: ${ratio.toFixed(2)}x`);
+for (const name of ["edgegate", "edgegate-es256"]) {
+  console.log(`${name} / js-passthrough throughput: ${(results[name].rps / results["js-passthrough"].rps).toFixed(2)}x`);
+}
