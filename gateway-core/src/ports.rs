@@ -187,9 +187,24 @@ pub enum StoreError {
     Failed(String),
 }
 
+/// Public-key signature checks the platform can do natively (WebCrypto on Workers), which
+/// costs less CPU than the same math in wasm. The core checks that the token's `alg` is the
+/// key's before asking, so the platform only ever does the math for the key's own algorithm.
+pub trait SignatureVerifier {
+    /// `Some(valid)` when the platform checked `signature` over `message` with `key` (whose
+    /// [`public_jwk`](crate::auth::jwt::VerifyingKey::public_jwk) it may import and cache);
+    /// `None` leaves the check to the core.
+    async fn verify_signature(
+        &self,
+        key: &crate::auth::jwt::VerifyingKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Option<bool>;
+}
+
 /// Everything the pipeline needs from a platform.
-pub trait Platform: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store {}
-impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store> Platform for T {}
+pub trait Platform: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier {}
+impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier> Platform for T {}
 
 /// What the runtime (not the client) says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -349,3 +349,33 @@ fn no_jwks_and_no_cache_is_503() {
     let response = send(&gateway(), &fake, get("/private", &[("authorization", &auth)]));
     assert_eq!(response.status(), 503);
 }
+
+#[test]
+fn a_native_verifier_is_asked_only_for_the_keys_own_public_key_algorithm() {
+    let key = p256_key(5);
+    let good = bearer(&tenant_token(&key, "k1"));
+    let jwks_doc = jwks(&[p256_jwk(&key, "k1")]);
+
+    // The platform's answer decides for a public key...
+    let refusing = platform().respond(200, &[], &jwks_doc);
+    refusing.native_verify.set(Some(false));
+    assert_eq!(send(&gateway(), &refusing, get("/private", &[("authorization", &good)])).status(), 401);
+    assert_eq!(refusing.native_calls.get(), 1);
+
+    // ...but it is never asked about a token whose alg is not the key's, however eager it is.
+    let eager = platform().respond(200, &[], &jwks_doc);
+    eager.native_verify.set(Some(true));
+    let body = support::tokens::b64(claims(json!({"iss": "https://tenant2.example", "aud": null})).to_string().as_bytes());
+    for header in [json!({"alg": "none", "kid": "k1"}), json!({"alg": "HS256", "kid": "k1"}), json!({"alg": "ES384", "kid": "k1"})] {
+        let forged = bearer(&format!("{}.{}.c2ln", support::tokens::b64(header.to_string().as_bytes()), body));
+        assert_eq!(send(&gateway(), &eager, get("/private", &[("authorization", &forged)])).status(), 401, "{header}");
+    }
+    assert_eq!(eager.native_calls.get(), 0);
+
+    // HMAC stays in the core.
+    let hmac = platform();
+    hmac.native_verify.set(Some(false));
+    let auth = bearer(&token(json!({})));
+    assert_eq!(send(&gateway(), &hmac, get("/private", &[("authorization", &auth)])).status(), 200);
+    assert_eq!(hmac.native_calls.get(), 0);
+}

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::credential::{self, Malformed};
-use super::jwt::{self, Algorithm, JwtError, VerifyingKey};
+use super::jwt::{self, Algorithm, DecodedToken, JwtError, VerifyingKey};
 use super::policy::{
     check_claims, claim_header_text, claim_strings, scopes, ApiKeyScheme, Consumer, ConsumerField, CredentialSource,
     JwtScheme, RouteRequirement, SchemeKind,
@@ -307,19 +307,11 @@ async fn verify_jwt<P: Platform>(
         return Err(Refusal::InvalidToken("The token issuer is not accepted"));
     };
     let kid = decoded.kid();
-    let fits = |key: &VerifyingKey| {
-        key.algorithm() == alg
-            && match (kid, key.kid()) {
-                (Some(wanted), Some(have)) => wanted == have,
-                _ => true,
-            }
-    };
-    let verifies = |keys: &[VerifyingKey]| keys.iter().filter(|k| fits(k)).any(|k| decoded.verify(k).is_ok());
 
     let of_alg = |keys: &[VerifyingKey]| keys.iter().any(|k| k.algorithm() == alg);
     let has_kid = |keys: &[VerifyingKey]| kid.is_some_and(|kid| keys.iter().any(|k| k.kid() == Some(kid)));
 
-    let mut verified = verifies(&issuer.static_keys);
+    let mut verified = verifies(platform, &decoded, alg, &issuer.static_keys).await;
     let mut candidates = of_alg(&issuer.static_keys);
     let mut kid_known = has_kid(&issuer.static_keys);
     // A source that was asked and gave nothing: with no other key, the answer is 503, not 401.
@@ -329,7 +321,7 @@ async fn verify_jwt<P: Platform>(
         source_empty |= keys.is_empty();
         candidates |= of_alg(&keys);
         kid_known |= has_kid(&keys);
-        verified = verifies(&keys);
+        verified = verifies(platform, &decoded, alg, &keys).await;
     }
     if !verified && !alg.is_hmac() {
         if let Some(source) = &issuer.jwks {
@@ -339,7 +331,7 @@ async fn verify_jwt<P: Platform>(
             source_empty |= usable.is_empty();
             candidates |= of_alg(usable);
             kid_known |= has_kid(usable);
-            verified = verifies(usable);
+            verified = verifies(platform, &decoded, alg, usable).await;
         }
     }
     if !verified {
@@ -353,7 +345,35 @@ async fn verify_jwt<P: Platform>(
     let now_s = i64::try_from(platform.now() / 1000).unwrap_or(i64::MAX);
     check_claims(issuer, decoded.claims(), now_s, scheme.leeway_s)
         .map_err(|e| Refusal::InvalidToken(e.description()))?;
-    Ok(Some(Identity::Token { claims: decoded.claims().clone() }))
+    Ok(Some(Identity::Token { claims: decoded.into_claims() }))
+}
+
+/// Whether a key of the token's algorithm (and `kid`, when both name one) verifies it: natively
+/// where the platform can, else in the core. The algorithm is matched before either is asked.
+async fn verifies<P: Platform>(platform: &P, decoded: &DecodedToken, alg: Algorithm, keys: &[VerifyingKey]) -> bool {
+    let kid = decoded.kid();
+    let fits = |key: &&VerifyingKey| {
+        key.algorithm() == alg
+            && decoded.alg() == key.algorithm().name()
+            && match (kid, key.kid()) {
+                (Some(wanted), Some(have)) => wanted == have,
+                _ => true,
+            }
+    };
+    for key in keys.iter().filter(fits) {
+        let native = match key.public_jwk() {
+            Some(_) => platform.verify_signature(key, decoded.signing_input(), decoded.signature()).await,
+            None => None,
+        };
+        let valid = match native {
+            Some(valid) => valid,
+            None => decoded.verify(key).is_ok(),
+        };
+        if valid {
+            return true;
+        }
+    }
+    false
 }
 
 /// `apikey:<sha256 hex>`, where consumers live in the shared store.

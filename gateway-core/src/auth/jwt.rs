@@ -243,6 +243,28 @@ enum Material {
 }
 
 impl Material {
+    fn public_jwk(&self) -> Option<Value> {
+        let b64 = |bytes: &[u8]| Value::String(Base64UrlUnpadded::encode_string(bytes));
+        let ec = |crv: &str, x: Option<&[u8]>, y: Option<&[u8]>| {
+            Some(serde_json::json!({"kty": "EC", "crv": crv, "x": b64(x?), "y": b64(y?)}))
+        };
+        match self {
+            Material::Hs256(_) | Material::Hs384(_) | Material::Hs512(_) => None,
+            Material::Rsa(_, key) => {
+                Some(serde_json::json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}))
+            }
+            Material::P256(key) => {
+                let point = key.to_encoded_point(false);
+                ec("P-256", point.x().map(|x| &x[..]), point.y().map(|y| &y[..]))
+            }
+            Material::P384(key) => {
+                let point = key.to_encoded_point(false);
+                ec("P-384", point.x().map(|x| &x[..]), point.y().map(|y| &y[..]))
+            }
+            Material::Ed25519(key) => Some(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.as_bytes())})),
+        }
+    }
+
     fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match self {
             Material::Hs256(key) => verify_with(&Hs256, key, message, signature),
@@ -273,6 +295,9 @@ pub struct VerifyingKey {
     alg: Algorithm,
     kid: Option<Box<str>>,
     material: Material,
+    /// The public key as a JWK without `alg`/`kid`, made once, for platforms that verify
+    /// natively (WebCrypto imports it); `None` for HMAC secrets.
+    public_jwk: Option<Box<str>>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -286,6 +311,17 @@ impl fmt::Debug for VerifyingKey {
 }
 
 impl VerifyingKey {
+    fn new(alg: Algorithm, kid: Option<&str>, material: Material) -> Self {
+        let public_jwk = material.public_jwk().map(|jwk| jwk.to_string().into_boxed_str());
+        VerifyingKey { alg, kid: kid.map(Box::from), material, public_jwk }
+    }
+
+    /// The public key as a JWK (`kty` and its parameters only), e.g. for WebCrypto's
+    /// `importKey("jwk", ...)`; `None` for an HMAC secret, which is never exported.
+    pub fn public_jwk(&self) -> Option<&str> {
+        self.public_jwk.as_deref()
+    }
+
     /// The one algorithm this key verifies.
     pub fn algorithm(&self) -> Algorithm {
         self.alg
@@ -377,7 +413,7 @@ impl VerifyingKey {
             }
             other => return Err(KeyError::UnsupportedKeyType(other.to_owned())),
         };
-        Ok(VerifyingKey { alg, kid: kid.map(Box::from), material })
+        Ok(VerifyingKey::new(alg, kid, material))
     }
 
     /// A PEM public key: `PUBLIC KEY` (SPKI: RSA, EC P-256 / P-384, Ed25519) or
@@ -394,7 +430,7 @@ impl VerifyingKey {
             label if label.contains("PRIVATE KEY") => return Err(KeyError::PrivateKey),
             other => return Err(KeyError::UnsupportedPemLabel(other.to_owned())),
         };
-        Ok(VerifyingKey { alg, kid: kid.map(Box::from), material })
+        Ok(VerifyingKey::new(alg, kid, material))
     }
 
     /// An HMAC secret for `HS256` / `HS384` / `HS512`. The secret must be at least as long as
@@ -409,7 +445,7 @@ impl VerifyingKey {
         if secret.len() < min {
             return Err(KeyError::HmacSecretTooShort { alg, min, len: secret.len() });
         }
-        Ok(VerifyingKey { alg, kid: kid.map(Box::from), material })
+        Ok(VerifyingKey::new(alg, kid, material))
     }
 }
 
@@ -577,9 +613,24 @@ impl DecodedToken {
         self.typ.as_deref()
     }
 
+    /// The bytes the signature covers: `BASE64URL(header) "." BASE64URL(payload)` as received.
+    pub fn signing_input(&self) -> &[u8] {
+        self.signing_input.as_bytes()
+    }
+
+    /// The decoded signature.
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
     /// The claims: the payload's JSON object (unverified until [`verify`](Self::verify) succeeds).
     pub fn claims(&self) -> &Map<String, Value> {
         &self.claims
+    }
+
+    /// The claims, taken out of the token (once it has been verified, to keep them).
+    pub fn into_claims(self) -> Map<String, Value> {
+        self.claims
     }
 
     /// Verifies the signature with `key`. Fails with [`JwtError::AlgorithmMismatch`] unless the

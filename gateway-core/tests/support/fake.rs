@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, Sleep, Store, StoreError, UnixMillis,
+    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store, StoreError,
+    UnixMillis,
 };
 use http::{Request, Response, StatusCode};
 
@@ -70,6 +71,9 @@ pub struct Fake {
     pub logs: RefCell<Vec<String>>,
     pub secrets: RefCell<HashMap<String, String>>,
     pub store: RefCell<HashMap<String, Bytes>>,
+    /// What a native signature check answers (`None`: the platform has none).
+    pub native_verify: Cell<Option<bool>>,
+    pub native_calls: Cell<u32>,
 }
 
 impl Fake {
@@ -81,6 +85,8 @@ impl Fake {
             logs: RefCell::new(Vec::new()),
             secrets: RefCell::new(HashMap::new()),
             store: RefCell::new(HashMap::new()),
+            native_verify: Cell::new(None),
+            native_calls: Cell::new(0),
         }
     }
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
@@ -153,5 +159,16 @@ impl Store for Fake {
     async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
         self.store.borrow_mut().insert(key.to_owned(), value);
         Ok(())
+    }
+}
+impl SignatureVerifier for Fake {
+    async fn verify_signature(
+        &self,
+        _key: &gateway_core::auth::jwt::VerifyingKey,
+        _message: &[u8],
+        _signature: &[u8],
+    ) -> Option<bool> {
+        self.native_calls.set(self.native_calls.get() + 1);
+        self.native_verify.get()
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, Sleep, Store, StoreError,
+    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store, StoreError,
     UnixMillis,
 };
 use http::{Request, Response};
@@ -68,6 +68,17 @@ impl Store for Fakes {
     }
     async fn put(&self, _: &str, _: Bytes) -> Result<(), StoreError> {
         Err(StoreError::Unavailable)
+    }
+}
+
+impl SignatureVerifier for Fakes {
+    async fn verify_signature(
+        &self,
+        _: &gateway_core::auth::jwt::VerifyingKey,
+        _: &[u8],
+        _: &[u8],
+    ) -> Option<bool> {
+        None
     }
 }
 

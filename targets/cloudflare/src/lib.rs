@@ -7,9 +7,10 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
+use gateway_core::auth::jwt::{Algorithm, VerifyingKey};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets, Sleep, Store,
-    StoreError, StreamBody, UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
+    SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -230,5 +231,75 @@ impl Store for Workers {
         let kv = self.kv.as_ref().ok_or(StoreError::Unavailable)?;
         let put = kv.put_bytes(key, &value).map_err(|e| StoreError::Failed(e.to_string()))?;
         put.execute().await.map_err(|e| StoreError::Failed(e.to_string()))
+    }
+}
+
+thread_local! {
+    /// WebCrypto keys imported once per isolate, by their public JWK, with the verify
+    /// parameters of their algorithm.
+    static CRYPTO_KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, (web_sys::CryptoKey, js_sys::Object)>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+/// The WebCrypto import and verify parameters of an algorithm; `None` for HMAC, which the core
+/// does in wasm (a hash over a few hundred bytes costs less than a promise round trip).
+fn webcrypto_params(alg: Algorithm) -> Option<(js_sys::Object, js_sys::Object)> {
+    let object = |pairs: &[(&str, JsValue)]| {
+        let object = js_sys::Object::new();
+        for (name, value) in pairs {
+            let _ = js_sys::Reflect::set(&object, &JsValue::from_str(name), value);
+        }
+        object
+    };
+    let text = |s: &str| JsValue::from_str(s);
+    let sha = |bits: &str| text(&format!("SHA-{bits}"));
+    let (import, verify) = match alg {
+        Algorithm::Rs256 | Algorithm::Rs384 | Algorithm::Rs512 => {
+            let bits = alg.name().get(2..)?;
+            (object(&[("name", text("RSASSA-PKCS1-v1_5")), ("hash", sha(bits))]), object(&[("name", text("RSASSA-PKCS1-v1_5"))]))
+        }
+        Algorithm::Ps256 | Algorithm::Ps384 | Algorithm::Ps512 => {
+            let bits = alg.name().get(2..)?;
+            let salt = bits.parse::<u32>().ok()? / 8;
+            (
+                object(&[("name", text("RSA-PSS")), ("hash", sha(bits))]),
+                object(&[("name", text("RSA-PSS")), ("saltLength", JsValue::from(salt))]),
+            )
+        }
+        Algorithm::Es256 => (
+            object(&[("name", text("ECDSA")), ("namedCurve", text("P-256"))]),
+            object(&[("name", text("ECDSA")), ("hash", sha("256"))]),
+        ),
+        Algorithm::Es384 => (
+            object(&[("name", text("ECDSA")), ("namedCurve", text("P-384"))]),
+            object(&[("name", text("ECDSA")), ("hash", sha("384"))]),
+        ),
+        Algorithm::EdDsa => (object(&[("name", text("Ed25519"))]), object(&[("name", text("Ed25519"))])),
+        _ => return None,
+    };
+    Some((import, verify))
+}
+
+impl SignatureVerifier for Workers {
+    async fn verify_signature(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool> {
+        let jwk = key.public_jwk()?;
+        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+        let subtle = global.crypto().ok()?.subtle();
+        let cached = CRYPTO_KEYS.with(|keys| keys.borrow().get(jwk).cloned());
+        let (crypto_key, verify) = match cached {
+            Some(cached) => cached,
+            None => {
+                let (import, verify) = webcrypto_params(key.algorithm())?;
+                let data: js_sys::Object = js_sys::JSON::parse(jwk).ok()?.dyn_into().ok()?;
+                let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
+                let promise = subtle.import_key_with_object("jwk", &data, &import, false, &usages).ok()?;
+                // An import the runtime refuses falls back to the core's own verification.
+                let crypto_key: web_sys::CryptoKey = JsFuture::from(promise).await.ok()?.dyn_into().ok()?;
+                CRYPTO_KEYS.with(|keys| keys.borrow_mut().insert(jwk.into(), (crypto_key.clone(), verify.clone())));
+                (crypto_key, verify)
+            }
+        };
+        let promise = subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &crypto_key, signature, message).ok()?;
+        JsFuture::from(promise).await.ok()?.as_bool()
     }
 }

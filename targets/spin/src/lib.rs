@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets, Sleep, Store,
-    StoreError, StreamBody, UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
+    SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -286,5 +286,17 @@ impl Entropy for SpinPlatform {
 impl AccessLog for SpinPlatform {
     fn log(&self, line: &str) {
         println!("{line}");
+    }
+}
+
+impl SignatureVerifier for SpinPlatform {
+    /// Spin has no native crypto import: the core verifies in wasm.
+    async fn verify_signature(
+        &self,
+        _key: &gateway_core::auth::jwt::VerifyingKey,
+        _message: &[u8],
+        _signature: &[u8],
+    ) -> Option<bool> {
+        None
     }
 }
