@@ -69,6 +69,34 @@ fn pipeline(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    // An ES256 JWT route with a claim header; the token repeats, as a client's does, so after
+    // the first request its signature check is skipped (the claims are still checked).
+    let key = support::tokens::p256_key(9);
+    let jwt_gateway = Gateway::from_json(&serde_json::json!({
+        "version": 1,
+        "auth": {"jwt": {"bench": {"issuers": [{"issuer": "https://bench.test", "keys": [support::tokens::p256_jwk(&key, "k1")]}],
+                                   "forward_claims": {"x-user-id": "sub"}}}},
+        "upstreams": {"u": {"url": "http://127.0.0.1:9000"}},
+        "routes": [{"id": "jwt", "match": {"path": "/svc3/items/{id}"}, "upstream": "u", "auth": {"any_of": ["bench"]}}]
+    }).to_string()).unwrap();
+    let token = support::tokens::es256(
+        &key,
+        &serde_json::json!({"alg": "ES256", "kid": "k1"}),
+        &serde_json::json!({"iss": "https://bench.test", "sub": "user-1", "exp": 4_000_000_000u64, "scope": "read"}),
+    );
+    let authorization = format!("Bearer {token}");
+    let jwt_request = || {
+        let mut request = plain_proxy_request();
+        request.headers_mut().insert("authorization", authorization.parse().unwrap());
+        request
+    };
+    c.bench_function("handle/es256_jwt_route_repeated_token", |b| {
+        b.iter_batched(
+            jwt_request,
+            |request| block_on(handle(&jwt_gateway, &Fakes, request, &CLIENT)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
     c.bench_function("compile/100_routes", |b| {
         let text = routes_file(100);
         b.iter(|| Gateway::from_json(black_box(&text)).unwrap())

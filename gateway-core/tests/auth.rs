@@ -365,8 +365,13 @@ fn a_native_verifier_is_asked_only_for_the_keys_own_public_key_algorithm() {
     // ...but it is never asked about a token whose alg is not the key's, however eager it is.
     let eager = platform().respond(200, &[], &jwks_doc);
     eager.native_verify.set(Some(true));
-    let body = support::tokens::b64(claims(json!({"iss": "https://tenant2.example", "aud": null})).to_string().as_bytes());
-    for header in [json!({"alg": "none", "kid": "k1"}), json!({"alg": "HS256", "kid": "k1"}), json!({"alg": "ES384", "kid": "k1"})] {
+    let body =
+        support::tokens::b64(claims(json!({"iss": "https://tenant2.example", "aud": null})).to_string().as_bytes());
+    for header in [
+        json!({"alg": "none", "kid": "k1"}),
+        json!({"alg": "HS256", "kid": "k1"}),
+        json!({"alg": "ES384", "kid": "k1"}),
+    ] {
         let forged = bearer(&format!("{}.{}.c2ln", support::tokens::b64(header.to_string().as_bytes()), body));
         assert_eq!(send(&gateway(), &eager, get("/private", &[("authorization", &forged)])).status(), 401, "{header}");
     }
@@ -378,4 +383,26 @@ fn a_native_verifier_is_asked_only_for_the_keys_own_public_key_algorithm() {
     let auth = bearer(&token(json!({})));
     assert_eq!(send(&gateway(), &hmac, get("/private", &[("authorization", &auth)])).status(), 200);
     assert_eq!(hmac.native_calls.get(), 0);
+}
+
+#[test]
+fn a_repeated_token_skips_the_signature_check_for_a_minute_but_never_the_clock() {
+    let gateway = gateway();
+    let key = p256_key(6);
+    let fake = platform().respond(200, &[], &jwks(&[p256_jwk(&key, "k1")]));
+    fake.native_verify.set(Some(true));
+    let auth = bearer(&es256(
+        &key,
+        &json!({"alg": "ES256", "kid": "k1"}),
+        &claims(json!({"iss": "https://tenant2.example", "aud": null, "exp": NOW + 90})),
+    ));
+    for _ in 0..3 {
+        assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
+    }
+    assert_eq!(fake.native_calls.get(), 1, "verified once");
+    fake.now.set(fake.now.get() + 121_000);
+    assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
+    assert_eq!(fake.native_calls.get(), 2, "verified again after a minute");
+    fake.now.set(fake.now.get() + 30_000); // 151 s after minting: past exp and the 60 s leeway
+    assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 401, "expired meanwhile");
 }

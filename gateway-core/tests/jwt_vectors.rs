@@ -981,3 +981,25 @@ fn hmac_secrets() {
         Err(KeyError::HmacSecretTooShort { .. })
     ));
 }
+
+/// The JWK a platform imports to verify natively is the same public key: re-imported here, it
+/// verifies what the original key verifies. HMAC secrets are never exported.
+#[test]
+fn public_jwk_round_trips() {
+    for f in fixtures() {
+        let token = (f.sign)(&header(f.alg.name()), CLAIMS);
+        let decoded = decode(&token).unwrap();
+        match f.key.public_jwk() {
+            None => assert!(f.alg.is_hmac(), "{}", f.alg),
+            Some(text) => {
+                let jwk: Value = serde_json::from_str(text).unwrap();
+                assert!(jwk.get("d").is_none() && jwk.get("alg").is_none(), "{text}");
+                let again = VerifyingKey::from_jwk(&jwk, f.alg).unwrap();
+                assert_eq!(again.algorithm(), f.alg);
+                assert_eq!(decoded.verify(&again), Ok(()), "{}", f.alg);
+                assert_eq!(decoded.signing_input(), token.rsplit_once('.').unwrap().0.as_bytes());
+                assert_eq!(b64(decoded.signature()), token.rsplit_once('.').unwrap().1);
+            }
+        }
+    }
+}

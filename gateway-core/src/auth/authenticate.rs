@@ -8,6 +8,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::credential::{self, Malformed};
+use super::jwks::VerifiedToken;
 use super::jwt::{self, Algorithm, DecodedToken, JwtError, VerifyingKey};
 use super::policy::{
     check_claims, claim_header_text, claim_strings, scopes, ApiKeyScheme, Consumer, ConsumerField, CredentialSource,
@@ -25,7 +26,7 @@ pub enum Identity {
     /// A verified JWT.
     Token {
         /// The verified claims.
-        claims: Map<String, Value>,
+        claims: std::sync::Arc<Map<String, Value>>,
     },
     /// A consumer identified by its API key.
     Consumer(Consumer),
@@ -292,6 +293,17 @@ async fn verify_jwt<P: Platform>(
     if token.len() > scheme.max_token_bytes {
         return Err(Refusal::InvalidToken("The token is too large"));
     }
+    let now = platform.now();
+    let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
+    if let Some(hit) = gateway.keys.verified(&token, now) {
+        if let Some(issuer) =
+            scheme.issuers.contains(&hit.issuer).then(|| gateway.auth.issuers.get(hit.issuer)).flatten()
+        {
+            check_claims(issuer, &hit.claims, now_s, scheme.leeway_s)
+                .map_err(|e| Refusal::InvalidToken(e.description()))?;
+            return Ok(Some(Identity::Token { claims: hit.claims }));
+        }
+    }
     let decoded = jwt::decode(&token).map_err(|e| jwt_refusal(&e))?;
     let Some(alg) = Algorithm::from_name(decoded.alg()) else {
         return Err(Refusal::InvalidToken("The token algorithm is not accepted"));
@@ -342,10 +354,11 @@ async fn verify_jwt<P: Platform>(
             () => Refusal::InvalidToken("The token signature is invalid"),
         });
     }
-    let now_s = i64::try_from(platform.now() / 1000).unwrap_or(i64::MAX);
     check_claims(issuer, decoded.claims(), now_s, scheme.leeway_s)
         .map_err(|e| Refusal::InvalidToken(e.description()))?;
-    Ok(Some(Identity::Token { claims: decoded.into_claims() }))
+    let claims = std::sync::Arc::new(decoded.into_claims());
+    gateway.keys.remember(&token, VerifiedToken { issuer: issuer_index, claims: claims.clone(), verified_at: now });
+    Ok(Some(Identity::Token { claims }))
 }
 
 /// Whether a key of the token's algorithm (and `kid`, when both name one) verifies it: natively

@@ -78,14 +78,49 @@ pub(crate) fn ttl_ms(cache_control: Option<&str>, bounds: &JwksBounds) -> u64 {
     ttl.clamp(bounds.min_ttl, bounds.max_ttl.max(bounds.min_ttl))
 }
 
-/// Per-isolate memory: JWKS entries and HMAC keys read from secrets, by issuer index.
+/// How long a verified token is remembered: a repeated token skips the signature check (its
+/// claims are still checked against the clock every time). Also how long a token signed by a
+/// key that has since left the JWKS can stay accepted.
+pub(crate) const VERIFIED_TTL_MS: u64 = 60_000;
+/// Most tokens remembered per isolate.
+const VERIFIED_CAPACITY: usize = 4096;
+
+/// A token whose signature was verified, with its claims.
+#[derive(Debug, Clone)]
+pub(crate) struct VerifiedToken {
+    pub issuer: usize,
+    pub claims: Arc<serde_json::Map<String, serde_json::Value>>,
+    pub verified_at: UnixMillis,
+}
+
+/// Per-isolate memory: JWKS entries and HMAC keys read from secrets, by issuer index, and
+/// recently verified tokens.
 #[derive(Debug, Default)]
 pub(crate) struct KeyCache {
     jwks: Mutex<HashMap<usize, JwksEntry>>,
     secrets: Mutex<HashMap<(usize, usize), VerifyingKey>>,
+    verified: Mutex<HashMap<Box<str>, VerifiedToken>>,
 }
 
 impl KeyCache {
+    /// A token verified within [`VERIFIED_TTL_MS`], compared by its exact bytes.
+    pub fn verified(&self, token: &str, now: UnixMillis) -> Option<VerifiedToken> {
+        let map = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.get(token).filter(|hit| now.saturating_sub(hit.verified_at) < VERIFIED_TTL_MS).cloned()
+    }
+
+    pub fn remember(&self, token: &str, verified: VerifiedToken) {
+        let mut map = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if map.len() >= VERIFIED_CAPACITY {
+            let now = verified.verified_at;
+            map.retain(|_, hit| now.saturating_sub(hit.verified_at) < VERIFIED_TTL_MS);
+            if map.len() >= VERIFIED_CAPACITY {
+                map.clear();
+            }
+        }
+        map.insert(token.into(), verified);
+    }
+
     fn entry(&self, issuer: usize) -> Option<JwksEntry> {
         // Never held across an await; a poisoned lock only means a panic elsewhere, and the
         // data (a cache) stays valid.

@@ -250,9 +250,9 @@ impl Material {
         };
         match self {
             Material::Hs256(_) | Material::Hs384(_) | Material::Hs512(_) => None,
-            Material::Rsa(_, key) => {
-                Some(serde_json::json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}))
-            }
+            Material::Rsa(_, key) => Some(
+                serde_json::json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}),
+            ),
             Material::P256(key) => {
                 let point = key.to_encoded_point(false);
                 ec("P-256", point.x().map(|x| &x[..]), point.y().map(|y| &y[..]))
@@ -261,7 +261,9 @@ impl Material {
                 let point = key.to_encoded_point(false);
                 ec("P-384", point.x().map(|x| &x[..]), point.y().map(|y| &y[..]))
             }
-            Material::Ed25519(key) => Some(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.as_bytes())})),
+            Material::Ed25519(key) => {
+                Some(serde_json::json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.as_bytes())}))
+            }
         }
     }
 

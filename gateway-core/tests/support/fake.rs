@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store, StoreError,
-    UnixMillis,
+    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store,
+    StoreError, UnixMillis,
 };
 use http::{Request, Response, StatusCode};
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store, StoreError,
-    UnixMillis,
+    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store,
+    StoreError, UnixMillis,
 };
 use http::{Request, Response};
 
@@ -72,12 +72,7 @@ impl Store for Fakes {
 }
 
 impl SignatureVerifier for Fakes {
-    async fn verify_signature(
-        &self,
-        _: &gateway_core::auth::jwt::VerifyingKey,
-        _: &[u8],
-        _: &[u8],
-    ) -> Option<bool> {
+    async fn verify_signature(&self, _: &gateway_core::auth::jwt::VerifyingKey, _: &[u8], _: &[u8]) -> Option<bool> {
         None
     }
 }

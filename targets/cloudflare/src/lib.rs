@@ -256,7 +256,10 @@ fn webcrypto_params(alg: Algorithm) -> Option<(js_sys::Object, js_sys::Object)> 
     let (import, verify) = match alg {
         Algorithm::Rs256 | Algorithm::Rs384 | Algorithm::Rs512 => {
             let bits = alg.name().get(2..)?;
-            (object(&[("name", text("RSASSA-PKCS1-v1_5")), ("hash", sha(bits))]), object(&[("name", text("RSASSA-PKCS1-v1_5"))]))
+            (
+                object(&[("name", text("RSASSA-PKCS1-v1_5")), ("hash", sha(bits))]),
+                object(&[("name", text("RSASSA-PKCS1-v1_5"))]),
+            )
         }
         Algorithm::Ps256 | Algorithm::Ps384 | Algorithm::Ps512 => {
             let bits = alg.name().get(2..)?;
@@ -299,7 +302,8 @@ impl SignatureVerifier for Workers {
                 (crypto_key, verify)
             }
         };
-        let promise = subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &crypto_key, signature, message).ok()?;
+        let promise =
+            subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &crypto_key, signature, message).ok()?;
         JsFuture::from(promise).await.ok()?.as_bool()
     }
 }
