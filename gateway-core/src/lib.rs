@@ -27,6 +27,7 @@ mod log;
 mod pipeline;
 pub mod ports;
 mod problem;
+pub mod ratelimit;
 mod route;
 mod router;
 
@@ -49,6 +50,7 @@ pub struct Gateway {
     /// Per-isolate key memory (JWKS, HMAC secrets); the only mutable part, behind a lock
     /// that is never held across an await.
     keys: auth::KeyCache,
+    rate_policies: Box<[ratelimit::RatePolicy]>,
     trust_forwarded: bool,
 }
 
@@ -106,9 +108,10 @@ impl Gateway {
     }
 
     /// Whether the gateway uses the platform's key-value store (JWKS sharing, API-key
-    /// consumers): Spin must then grant the `default` store.
+    /// consumers, rate-limit counters on Spin): Spin must then grant the `default` store.
     pub fn uses_store(&self) -> bool {
-        self.auth.issuers.iter().any(|issuer| issuer.jwks.is_some())
+        !self.rate_policies.is_empty()
+            || self.auth.issuers.iter().any(|issuer| issuer.jwks.is_some())
             || self
                 .auth
                 .schemes

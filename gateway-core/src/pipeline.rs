@@ -99,9 +99,13 @@ fn response_is_not_upgrade(upstream_status: Option<u16>) -> bool {
 
 /// `host[:port]` as the client addressed it: the URI authority, else the `Host` header.
 fn original_authority(parts: &Parts) -> Option<&str> {
-    match parts.uri.authority() {
+    authority_of(&parts.uri, &parts.headers)
+}
+
+fn authority_of<'a>(uri: &'a http::Uri, headers: &'a http::HeaderMap) -> Option<&'a str> {
+    match uri.authority() {
         Some(authority) => Some(authority.as_str()),
-        None => parts.headers.get(HOST)?.to_str().ok(),
+        None => headers.get(HOST)?.to_str().ok(),
     }
 }
 
@@ -190,7 +194,96 @@ async fn route_and_forward<P: Platform>(
         }
     };
     let route = gateway.routes.get(route_index);
-    let Some((route, upstream)) = route.and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?))) else {
+    let Some(route) = route.filter(|r| gateway.upstreams.get(r.upstream).is_some()) else {
+        return Outcome::local(
+            problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
+            None,
+            None,
+        );
+    };
+    // Authentication comes before the body is read: a refused caller costs no upload.
+    let mut forwarded_query = None;
+    let mut principal = None;
+    let mut identity = crate::auth::Identity::Anonymous;
+    if let Some(requirement) = route.auth.and_then(|i| gateway.auth.requirements.get(i)) {
+        match crate::auth::authenticate(gateway, platform, requirement, &mut parts.headers, &parts.uri, request_id_str)
+            .await
+        {
+            Ok(authenticated) => {
+                forwarded_query = authenticated.query;
+                principal = authenticated.identity.principal().map(str::to_owned);
+                identity = authenticated.identity;
+            }
+            Err(response) => return Outcome::local(response, Some(route_index), route.cors),
+        }
+    }
+
+    // Rate limits count authenticated callers, before the body is read.
+    let mut rate_headers = None;
+    if !route.rate_limits.is_empty() {
+        let policies: Vec<&crate::ratelimit::RatePolicy> =
+            route.rate_limits.iter().filter_map(|&i| gateway.rate_policies.get(i)).collect();
+        match crate::ratelimit::enforce(
+            &policies,
+            platform,
+            &route.id,
+            client,
+            &parts.headers,
+            &identity,
+            request_id_str,
+        )
+        .await
+        {
+            Ok(admitted) => rate_headers = admitted.headers,
+            Err(response) => {
+                return Outcome { principal, ..Outcome::local(response, Some(route_index), route.cors) };
+            }
+        }
+    }
+    let headers = std::mem::take(&mut parts.headers);
+    let mut outcome = forward(
+        gateway,
+        platform,
+        &parts.method,
+        &parts.uri,
+        headers,
+        body,
+        client,
+        request_id,
+        request_id_str,
+        route_index,
+        &params,
+        path,
+        forwarded_query,
+    )
+    .await;
+    outcome.principal = principal;
+    if let Some(extra) = rate_headers {
+        outcome.response.headers_mut().extend(extra);
+    }
+    outcome
+}
+
+/// The rest of a request that passed its checks: body limit, then the upstream call.
+#[allow(clippy::too_many_arguments)]
+async fn forward<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    method: &Method,
+    client_uri: &http::Uri,
+    mut headers: http::HeaderMap,
+    body: P::Body,
+    client: &Client,
+    request_id: &HeaderValue,
+    request_id_str: &str,
+    route_index: usize,
+    params: &matchit::Params<'_, '_>,
+    path: &str,
+    forwarded_query: Option<String>,
+) -> Outcome<P::Body> {
+    let Some((route, upstream)) =
+        gateway.routes.get(route_index).and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?)))
+    else {
         return Outcome::local(
             problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
             None,
@@ -201,23 +294,8 @@ async fn route_and_forward<P: Platform>(
         Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors)
     };
 
-    // Authentication comes before the body is read: a refused caller costs no upload.
-    let mut forwarded_query = None;
-    let mut principal = None;
-    if let Some(requirement) = route.auth.and_then(|i| gateway.auth.requirements.get(i)) {
-        match crate::auth::authenticate(gateway, platform, requirement, &mut parts.headers, &parts.uri, request_id_str)
-            .await
-        {
-            Ok(authenticated) => {
-                forwarded_query = authenticated.query;
-                principal = authenticated.identity.principal().map(str::to_owned);
-            }
-            Err(response) => return Outcome::local(response, Some(route_index), route.cors),
-        }
-    }
-
     // Body limit: a declared length is checked before reading; an undeclared one is counted.
-    let body = match parts.headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
+    let body = match headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
         Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
         Some(Some(length)) if length > route.max_body_bytes => {
             return local(
@@ -233,7 +311,7 @@ async fn route_and_forward<P: Platform>(
             Ok(bytes) if bytes.is_empty() => P::Body::empty(),
             Ok(bytes) => {
                 if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
-                    parts.headers.insert(CONTENT_LENGTH, length);
+                    headers.insert(CONTENT_LENGTH, length);
                 }
                 P::Body::from_bytes(bytes)
             }
@@ -249,21 +327,20 @@ async fn route_and_forward<P: Platform>(
 
     let query = match &forwarded_query {
         Some(query) => Some(query.as_str()).filter(|q| !q.is_empty()),
-        None => parts.uri.query(),
+        None => client_uri.query(),
     };
-    let uri = match upstream.uri_for(&route.path, path, &params, query) {
+    let uri = match upstream.uri_for(&route.path, path, params, query) {
         Ok(uri) => uri,
         Err(_) => return local(ProblemKind::BadRequest, "The request path cannot be forwarded."),
     };
-    let original_host = original_authority(parts).map(str::to_owned);
-    let mut headers = std::mem::take(&mut parts.headers);
+    let original_host = authority_of(client_uri, &headers).map(str::to_owned);
     hygiene::strip_hop_by_hop(&mut headers);
     hygiene::set_forwarding(&mut headers, client, original_host.as_deref(), gateway.trust_forwarded);
     headers.insert(&X_REQUEST_ID, request_id.clone());
     hygiene::propagate_trace(&mut headers, platform);
 
     let mut outbound = Request::new(body);
-    *outbound.method_mut() = parts.method.clone();
+    *outbound.method_mut() = method.clone();
     *outbound.uri_mut() = uri;
     *outbound.headers_mut() = headers;
 
@@ -277,17 +354,14 @@ async fn route_and_forward<P: Platform>(
             route: Some(route_index),
             upstream_ms,
             cors: route.cors,
-            principal,
+            principal: None,
         },
         Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
-        Some(Err(_)) => Outcome {
-            upstream_ms,
-            principal,
-            ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.")
-        },
+        Some(Err(_)) => {
+            Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") }
+        }
         None => Outcome {
             upstream_ms,
-            principal,
             ..local(
                 ProblemKind::UpstreamTimeout,
                 &format!("The upstream did not answer within {} ms.", route.timeout.as_millis()),

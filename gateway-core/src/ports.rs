@@ -202,9 +202,24 @@ pub trait SignatureVerifier {
     ) -> Option<bool>;
 }
 
+/// Exact counting: runs [`crate::ratelimit::decide::decide`] on the state stored under `key`
+/// and stores the new state, atomically with respect to every other request for that key
+/// (a Durable Object per key on Workers, compare-and-swap on Spin's key-value store).
+pub trait Limiter {
+    /// The decision for one request; `Err` when the counter cannot be reached.
+    async fn limit(
+        &self,
+        key: &str,
+        request: &crate::ratelimit::LimitRequest,
+    ) -> Result<crate::ratelimit::decide::Decision, StoreError>;
+}
+
 /// Everything the pipeline needs from a platform.
-pub trait Platform: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier {}
-impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier> Platform for T {}
+pub trait Platform:
+    Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter
+{
+}
+impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter> Platform for T {}
 
 /// What the runtime (not the client) says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,6 +29,12 @@ pub enum ProblemKind {
     /// The keys or consumer directory needed to check a credential cannot be obtained and
     /// nothing usable is cached (503).
     AuthUnavailable,
+    /// A rate limit or quota is exhausted (429, with `Retry-After`).
+    RateLimited,
+    /// A rate-limit policy that rejects requests it cannot attribute got one (403).
+    RateLimitKeyMissing,
+    /// The rate limiter cannot be reached and the policy fails closed (503).
+    RateLimitUnavailable,
     /// The upstream could not be reached (502).
     UpstreamUnreachable,
     /// The upstream did not answer within the route's timeout (504).
@@ -49,6 +55,9 @@ impl ProblemKind {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
             Self::AuthUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimitKeyMissing => StatusCode::FORBIDDEN,
+            Self::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -66,6 +75,9 @@ impl ProblemKind {
             Self::Unauthorized => "urn:edgegate:problem:unauthorized",
             Self::InsufficientScope => "urn:edgegate:problem:insufficient-scope",
             Self::AuthUnavailable => "urn:edgegate:problem:auth-unavailable",
+            Self::RateLimited => "urn:edgegate:problem:rate-limited",
+            Self::RateLimitKeyMissing => "urn:edgegate:problem:rate-limit-key-missing",
+            Self::RateLimitUnavailable => "urn:edgegate:problem:rate-limit-unavailable",
             Self::UpstreamUnreachable => "urn:edgegate:problem:upstream-unreachable",
             Self::UpstreamTimeout => "urn:edgegate:problem:upstream-timeout",
             Self::Internal => "urn:edgegate:problem:internal",
@@ -83,6 +95,9 @@ impl ProblemKind {
             Self::Unauthorized => "Unauthorized",
             Self::InsufficientScope => "Insufficient scope",
             Self::AuthUnavailable => "Authentication unavailable",
+            Self::RateLimited => "Too many requests",
+            Self::RateLimitKeyMissing => "Rate-limit key missing",
+            Self::RateLimitUnavailable => "Rate limiter unavailable",
             Self::UpstreamUnreachable => "Upstream unreachable",
             Self::UpstreamTimeout => "Upstream timed out",
             Self::Internal => "Internal gateway error",

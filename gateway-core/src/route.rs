@@ -22,6 +22,8 @@ pub(crate) struct CompiledRoute {
     pub cors: Option<usize>,
     /// Index into the gateway's auth requirements; `None` is a public route.
     pub auth: Option<usize>,
+    /// Indexes into the gateway's rate-limit policies, checked in order.
+    pub rate_limits: Box<[usize]>,
 }
 
 impl CompiledRoute {

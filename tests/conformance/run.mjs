@@ -13,6 +13,7 @@ import { startUpstream } from "../upstream/upstream.mjs";
 import { scenarios as staticScenarios } from "./scenarios.mjs";
 import { authScenarios, rotation, IDP_PORT, SECRETS, STORED_CONSUMER } from "./auth.mjs";
 import { startIdp } from "../idp/idp.mjs";
+import { rateLimitChecks } from "./ratelimit.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -31,6 +32,7 @@ export async function startWorkers() {
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-04-01",
     bindings: SECRETS,
+    durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
     kvNamespaces: ["EDGEGATE_KV"],
     cf: false,
     host: "127.0.0.1",
@@ -197,6 +199,18 @@ async function main() {
       console.log(`not ok - [${runtime}] JWKS rotation\n${rotated.failures.map((f) => `    ${f}`).join("\n")}`);
     } else {
       console.log(`ok - [${runtime}] JWKS rotation (${rotated.detail})`);
+    }
+
+    const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
+    sent += limits.sent;
+    for (const { name, failures } of limits.results) {
+      checks++;
+      if (failures.length) {
+        failed++;
+        console.log(`not ok - [${runtime}] ${name}\n${failures.map((f) => `    ${f}`).join("\n")}`);
+      } else {
+        console.log(`ok - [${runtime}] ${name}`);
+      }
     }
 
     // One JSON access-log line per request, with the documented fields.

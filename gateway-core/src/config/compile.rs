@@ -7,7 +7,8 @@ use http::{HeaderName, HeaderValue, Method};
 
 use super::auth::{compile_requirement, compile_schemes};
 use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
-use super::model::{Cors, RouteAuthSetting, RouteCors, RoutesFile};
+use super::model::{Cors, RouteAuthSetting, RouteCors, RouteRateLimit, RoutesFile};
+use super::ratelimit::{compile_policies, resolve};
 use crate::cors::{CorsPolicy, OriginPattern};
 use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};
 use crate::router::Router;
@@ -131,6 +132,12 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         requirements.push(requirement);
         Some(requirements.len() - 1)
     });
+
+    let (rate_policies, policy_names) = compile_policies(&mut c, &file.rate_limits);
+    let default_limits: Box<[usize]> = match &defaults.rate_limit {
+        Some(list) => resolve(&mut c, "defaults.rate_limit", list, &policy_names),
+        None => Box::new([]),
+    };
 
     let mut routes = Vec::new();
     let mut ids: BTreeMap<&str, usize> = BTreeMap::new();
@@ -268,6 +275,17 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             }
         };
 
+        let rate_limits = match &route.rate_limit {
+            None => default_limits.clone(),
+            Some(RouteRateLimit::Enabled(false)) => Box::new([]),
+            Some(RouteRateLimit::Enabled(true)) => {
+                c.error(Kind::InvalidValue, format!("{at}.rate_limit"), "`true` is not a list of policies").hint =
+                    Some("name policies from \"rate_limits\", or write false".into());
+                Box::new([])
+            }
+            Some(RouteRateLimit::Policies(list)) => resolve(&mut c, &format!("{at}.rate_limit"), list, &policy_names),
+        };
+
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
             methods,
@@ -279,6 +297,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
             cors,
             auth: route_auth,
+            rate_limits,
         });
     }
     auth.requirements = requirements.into();
@@ -293,6 +312,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             default_cors,
             auth,
             keys: crate::auth::KeyCache::default(),
+            rate_policies: rate_policies.into(),
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
         })
     } else {

@@ -27,6 +27,8 @@ pub enum ConfigErrorKind {
     UnknownParameter,
     /// A route names an auth scheme that is not declared.
     UnknownScheme,
+    /// A route names a rate-limit policy that is not declared.
+    UnknownPolicy,
 }
 
 /// One error in a routes file: where (a JSON path such as `routes[3].upstream`), why,

@@ -5,12 +5,14 @@ mod auth;
 mod compile;
 mod error;
 mod model;
+mod ratelimit;
 
 pub use compile::{compile, from_json, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 pub use error::{ConfigError, ConfigErrorKind};
 pub use model::{
     ApiKeyScheme, AuthSchemes, Consumer, Cors, Defaults, InlineKey, Issuer, JwksCache, JwtScheme, Match, PemKey,
-    Requirement, Route, RouteAuth, RouteAuthSetting, RouteCors, RoutesFile, SecretKey, TokenSource, Upstream,
+    QuotaRule, RateLimitPolicy, RateLimitRule, Requirement, Route, RouteAuth, RouteAuthSetting, RouteCors,
+    RouteRateLimit, RoutesFile, SecretKey, TokenSource, Upstream,
 };
 
 /// The JSON Schema of routes.json, pretty-printed; `routes.schema.json` is this text.

@@ -22,6 +22,9 @@ pub struct RoutesFile {
     /// Named authentication schemes routes refer to (by name, in `auth.any_of`).
     #[serde(default)]
     pub auth: AuthSchemes,
+    /// Named rate-limit policies routes refer to (in `rate_limit`).
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RateLimitPolicy>,
     /// Named backends routes forward to.
     pub upstreams: BTreeMap<String, Upstream>,
     /// The routes, tried by the documented priority (not by their order, except as the last tie-break).
@@ -49,6 +52,9 @@ pub struct Defaults {
     /// Authentication for routes that do not set their own.
     #[serde(default)]
     pub auth: Option<RouteAuth>,
+    /// Rate-limit policies (names from `rate_limits`) for routes that do not set their own.
+    #[serde(default)]
+    pub rate_limit: Option<Vec<String>>,
 }
 
 /// A named backend.
@@ -90,6 +96,10 @@ pub struct Route {
     /// Who may call this route; replaces `defaults.auth` entirely. `false` makes the route public.
     #[serde(default)]
     pub auth: Option<RouteAuthSetting>,
+    /// Rate-limit policies (names from `rate_limits`), each checked in order; replaces
+    /// `defaults.rate_limit`. `false` turns rate limiting off here.
+    #[serde(default)]
+    pub rate_limit: Option<RouteRateLimit>,
 }
 
 /// A route's CORS setting: a policy, or `false` to turn an inherited policy off.
@@ -370,4 +380,75 @@ pub struct Requirement {
     /// Every one of these.
     #[serde(default)]
     pub all_of: Option<Vec<String>>,
+}
+
+/// A route's rate-limit setting: policy names, or `false`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RouteRateLimit {
+    /// `false`: no rate limiting on this route.
+    Enabled(bool),
+    /// Policy names from `rate_limits`.
+    Policies(Vec<String>),
+}
+
+/// A rate-limit policy: what a request is counted under, and the limits it must stay within.
+/// All limits and quotas of one policy are decided together and atomically: a request denied
+/// by one consumes nothing from the others.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitPolicy {
+    /// The parts the counting key is built from, joined: `ip`, `consumer` (API-key consumer id),
+    /// `claim:<path>` (a JWT claim, e.g. `claim:sub`), `header:<name>`, `route` (the route id).
+    /// Empty: one global counter for the policy.
+    #[serde(default)]
+    pub key: Vec<String>,
+    /// Rate limits (GCRA): `requests` per `per_s` seconds, with bursts up to `burst`.
+    #[serde(default)]
+    pub limits: Vec<RateLimitRule>,
+    /// Quotas per UTC calendar window.
+    #[serde(default)]
+    pub quotas: Vec<QuotaRule>,
+    /// When a key part is missing (no claim, no consumer, no header): `shared` (count all such
+    /// requests under one key, the default), `skip` (do not limit them) or `reject` (answer 403).
+    #[serde(default)]
+    pub on_missing_key: Option<String>,
+    /// When the counter cannot be reached: `closed` (answer 503, the default) or `open` (let the
+    /// request through). Either way it is logged.
+    #[serde(default)]
+    pub on_error: Option<String>,
+    /// Send `RateLimit-Policy` and `RateLimit` headers (default true).
+    #[serde(default)]
+    pub headers: Option<bool>,
+    /// How the Workers Durable Object persists counters: `every_request` (default: exact across
+    /// an eviction) or `write_behind` (written at most once a second: cheaper; an eviction can
+    /// forget up to a second of counts).
+    #[serde(default)]
+    pub persistence: Option<String>,
+}
+
+/// `requests` per `per_s` seconds.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRule {
+    /// Requests allowed per period.
+    #[schemars(range(min = 1, max = 1000000))]
+    pub requests: u64,
+    /// The period in seconds.
+    #[schemars(range(min = 1, max = 31536000))]
+    pub per_s: u64,
+    /// Largest burst (default: `requests`).
+    #[serde(default)]
+    pub burst: Option<u64>,
+}
+
+/// `requests` per UTC `minute`, `hour`, `day` or `month`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaRule {
+    /// Requests allowed per window.
+    #[schemars(range(min = 1))]
+    pub requests: u64,
+    /// `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.
+    pub per: String,
 }

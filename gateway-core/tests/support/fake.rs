@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store,
+    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier, Sleep, Store,
     StoreError, UnixMillis,
 };
 use http::{Request, Response, StatusCode};
@@ -74,6 +74,9 @@ pub struct Fake {
     /// What a native signature check answers (`None`: the platform has none).
     pub native_verify: Cell<Option<bool>>,
     pub native_calls: Cell<u32>,
+    /// Rate-limit states by key; `limiter_down` makes the limiter fail.
+    pub limits: RefCell<HashMap<String, gateway_core::ratelimit::decide::State>>,
+    pub limiter_down: Cell<bool>,
 }
 
 impl Fake {
@@ -87,6 +90,8 @@ impl Fake {
             store: RefCell::new(HashMap::new()),
             native_verify: Cell::new(None),
             native_calls: Cell::new(0),
+            limits: RefCell::new(HashMap::new()),
+            limiter_down: Cell::new(false),
         }
     }
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
@@ -170,5 +175,21 @@ impl SignatureVerifier for Fake {
     ) -> Option<bool> {
         self.native_calls.set(self.native_calls.get() + 1);
         self.native_verify.get()
+    }
+}
+impl Limiter for Fake {
+    async fn limit(
+        &self,
+        key: &str,
+        request: &gateway_core::ratelimit::LimitRequest,
+    ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
+        if self.limiter_down.get() {
+            return Err(StoreError::Failed("limiter down".into()));
+        }
+        let mut limits = self.limits.borrow_mut();
+        let (decision, state) =
+            gateway_core::ratelimit::decide::decide(&request.rules, limits.get(key), request.now, request.cost);
+        limits.insert(key.to_owned(), state);
+        Ok(decision)
     }
 }

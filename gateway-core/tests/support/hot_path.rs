@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Secrets, SignatureVerifier, Sleep, Store,
-    StoreError, UnixMillis,
+    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier, Sleep,
+    Store, StoreError, UnixMillis,
 };
 use http::{Request, Response};
 
@@ -74,6 +74,16 @@ impl Store for Fakes {
 impl SignatureVerifier for Fakes {
     async fn verify_signature(&self, _: &gateway_core::auth::jwt::VerifyingKey, _: &[u8], _: &[u8]) -> Option<bool> {
         None
+    }
+}
+
+impl Limiter for Fakes {
+    async fn limit(
+        &self,
+        _: &str,
+        _: &gateway_core::ratelimit::LimitRequest,
+    ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
+        Err(StoreError::Unavailable)
     }
 }
 

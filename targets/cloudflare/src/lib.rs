@@ -18,6 +18,8 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{event, Context, Env, KvStore};
 
+mod limiter;
+
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
 
 /// The optional KV namespace binding that shares JWKS documents between isolates and holds

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
+    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Limiter, Secrets,
     SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
@@ -300,3 +300,41 @@ impl SignatureVerifier for SpinPlatform {
         None
     }
 }
+
+/// Exact counting on Spin's key-value store: read the state through a compare-and-swap
+/// handle, decide, and swap; a concurrent writer makes the swap fail and the decision is made
+/// again on the newer state. Spin's default store is SQLite on one node (atomic there); with a
+/// Redis-backed store the same operations are atomic across nodes.
+impl Limiter for SpinPlatform {
+    async fn limit(
+        &self,
+        key: &str,
+        request: &gateway_core::ratelimit::LimitRequest,
+    ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
+        use spin_sdk::wit::wasi::keyvalue::atomics;
+        let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
+        let bucket = self.bucket()?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let cas = atomics::Cas::new(bucket, key).map_err(failed)?;
+            let stored = cas.current().map_err(failed)?;
+            let state: Option<gateway_core::ratelimit::decide::State> =
+                stored.as_deref().and_then(|bytes| serde_json::from_slice(bytes).ok());
+            let (decision, next) =
+                gateway_core::ratelimit::decide::decide(&request.rules, state.as_ref(), request.now, request.cost);
+            if !decision.allowed {
+                // Nothing consumed: nothing to write.
+                return Ok(decision);
+            }
+            let bytes = serde_json::to_vec(&next).map_err(|e| StoreError::Failed(e.to_string()))?;
+            match atomics::swap(cas, &bytes) {
+                Ok(()) => return Ok(decision),
+                Err(atomics::CasError::CasFailed(_)) => continue,
+                Err(atomics::CasError::StoreError(e)) => return Err(failed(e)),
+            }
+        }
+        Err(StoreError::Failed(format!("compare-and-swap lost {MAX_CAS_ATTEMPTS} times in a row")))
+    }
+}
+
+/// Bounds the retries of a contended compare-and-swap.
+const MAX_CAS_ATTEMPTS: usize = 64;

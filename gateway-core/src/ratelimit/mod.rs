@@ -1,0 +1,282 @@
+//! Rate limiting: policies compiled from routes.json, the counting key built from the
+//! request and its identity, the answers (429 with `Retry-After`, the IETF `RateLimit-Policy`
+//! and `RateLimit` headers), and [`decide`], the pure decision the platform's limiter runs
+//! atomically (a Durable Object on Workers, key-value compare-and-swap on Spin).
+
+pub mod decide;
+
+use http::header::RETRY_AFTER;
+use http::{HeaderMap, HeaderName, HeaderValue, Response};
+
+use crate::auth::policy::{claim_header_text, ClaimPath};
+use crate::auth::Identity;
+use crate::ports::{Client, Platform, UnixMillis};
+use crate::problem::{problem, ProblemKind};
+use decide::{Decision, Rule, Window};
+
+/// The IETF httpapi `RateLimit-Policy` header.
+pub(crate) static RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+/// The IETF httpapi `RateLimit` header.
+pub(crate) static RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// A compiled policy.
+#[derive(Debug)]
+pub(crate) struct RatePolicy {
+    pub name: Box<str>,
+    pub key: Box<[KeyPart]>,
+    pub rules: Box<[Rule]>,
+    pub on_missing: OnMissingKey,
+    pub fail_open: bool,
+    pub headers: bool,
+    pub persistence: Persistence,
+    /// This policy's items of `RateLimit-Policy`, made once.
+    pub policy_header: Box<str>,
+}
+
+/// One part of a counting key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum KeyPart {
+    Ip,
+    Consumer,
+    Claim(ClaimPath),
+    Header(HeaderName),
+    Route,
+}
+
+/// What to do with a request whose key cannot be built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OnMissingKey {
+    Shared,
+    Skip,
+    Reject,
+}
+
+/// How a Durable Object persists a counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Persistence {
+    /// Written with every decision: exact across an eviction.
+    EveryRequest,
+    /// Written at most once a second: an eviction can forget up to a second of counts.
+    WriteBehind,
+}
+
+/// What a platform's limiter is asked to decide, atomically, for one key.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LimitRequest {
+    /// The rules of the policy, in order (their state is stored in that order).
+    pub rules: Vec<Rule>,
+    /// Units this request consumes.
+    pub cost: u64,
+    /// The gateway's clock; a limiter with a clock of its own (a Durable Object) may use that.
+    pub now: UnixMillis,
+    /// How the counter is persisted, where the limiter has a choice.
+    pub persistence: Persistence,
+}
+
+/// The window length a quota names in `RateLimit-Policy` (a month is nominally 30 days).
+fn window_seconds(window: Window) -> u64 {
+    match window {
+        Window::Minute => 60,
+        Window::Hour => 3_600,
+        Window::Day => 86_400,
+        Window::Month => 2_592_000,
+    }
+}
+
+fn item_name(policy: &str, index: usize, rules: usize) -> String {
+    if rules == 1 {
+        format!("\"{policy}\"")
+    } else {
+        format!("\"{policy}/{index}\"")
+    }
+}
+
+/// `"name";q=10;w=1, ...`: the policy's rules as `RateLimit-Policy` items.
+pub(crate) fn policy_header(policy: &str, rules: &[Rule]) -> String {
+    let items: Vec<String> = rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let (quota, window) = match rule {
+                Rule::Gcra { rate, period_ms, .. } => (*rate, period_ms / 1000),
+                Rule::Quota { limit, window } => (*limit, window_seconds(*window)),
+            };
+            format!("{};q={quota};w={window}", item_name(policy, i, rules.len()))
+        })
+        .collect();
+    items.join(", ")
+}
+
+/// `"name";r=9;t=1, ...`: what is left under each rule, and seconds until it resets.
+fn status_header(policy: &RatePolicy, decision: &Decision) -> String {
+    let items: Vec<String> = decision
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, status)| {
+            let reset_s = status.reset_ms.div_ceil(1000);
+            format!("{};r={};t={reset_s}", item_name(&policy.name, i, decision.rules.len()), status.remaining)
+        })
+        .collect();
+    items.join(", ")
+}
+
+/// Escapes the key separator so that distinct parts can never build the same key.
+fn push_part(key: &mut String, part: &str) {
+    key.push('|');
+    for c in part.chars() {
+        match c {
+            '|' => key.push_str("%7C"),
+            '%' => key.push_str("%25"),
+            c => key.push(c),
+        }
+    }
+}
+
+/// `rl:<policy>|part|part`, or `None` when a part is missing.
+pub(crate) fn counting_key(
+    policy: &RatePolicy,
+    route_id: &str,
+    client: &Client,
+    headers: &HeaderMap,
+    identity: &Identity,
+) -> Option<String> {
+    let mut key = String::with_capacity(64);
+    key.push_str("rl:");
+    key.push_str(&policy.name);
+    for part in policy.key.iter() {
+        match part {
+            KeyPart::Ip => push_part(&mut key, &client.ip?.to_string()),
+            KeyPart::Consumer => match identity {
+                Identity::Consumer(consumer) => push_part(&mut key, &consumer.id),
+                _ => return None,
+            },
+            KeyPart::Claim(path) => match identity {
+                Identity::Token { claims } => push_part(&mut key, &claim_header_text(path.lookup(claims)?)?),
+                _ => return None,
+            },
+            KeyPart::Header(name) => push_part(&mut key, headers.get(name)?.to_str().ok()?),
+            KeyPart::Route => push_part(&mut key, route_id),
+        }
+    }
+    Some(key)
+}
+
+/// The outcome of the rate-limit phase for a request that may proceed: the headers to add
+/// to whatever response it gets.
+#[derive(Debug, Default)]
+pub(crate) struct Admitted {
+    pub headers: Option<HeaderMap>,
+}
+
+/// Checks every policy of the route in order; `Err` is the response to send instead.
+pub(crate) async fn enforce<P: Platform>(
+    policies: &[&RatePolicy],
+    platform: &P,
+    route_id: &str,
+    client: &Client,
+    headers: &HeaderMap,
+    identity: &Identity,
+    request_id: &str,
+) -> Result<Admitted, Response<P::Body>> {
+    let mut policy_items: Vec<&str> = Vec::new();
+    let mut status_items: Vec<String> = Vec::new();
+    for policy in policies {
+        let key = match counting_key(policy, route_id, client, headers, identity) {
+            Some(key) => key,
+            None => match policy.on_missing {
+                OnMissingKey::Skip => continue,
+                OnMissingKey::Reject => {
+                    return Err(problem(
+                        ProblemKind::RateLimitKeyMissing,
+                        "This request lacks what its rate limit is counted by.",
+                        request_id,
+                    ));
+                }
+                OnMissingKey::Shared => format!("rl:{}|?missing", policy.name),
+            },
+        };
+        let request = LimitRequest {
+            rules: policy.rules.to_vec(),
+            cost: 1,
+            now: platform.now(),
+            persistence: policy.persistence,
+        };
+        let decision = match platform.limit(&key, &request).await {
+            Ok(decision) => decision,
+            Err(error) => {
+                platform.log(
+                    &serde_json::json!({
+                        "level": "warn",
+                        "message": "rate limiter unavailable",
+                        "policy": &*policy.name,
+                        "fail_open": policy.fail_open,
+                        "error": format!("{error:?}"),
+                    })
+                    .to_string(),
+                );
+                if policy.fail_open {
+                    continue;
+                }
+                return Err(problem(
+                    ProblemKind::RateLimitUnavailable,
+                    "The rate limiter cannot be reached right now.",
+                    request_id,
+                ));
+            }
+        };
+        if policy.headers {
+            policy_items.push(&policy.policy_header);
+            status_items.push(status_header(policy, &decision));
+        }
+        if !decision.allowed {
+            let mut response = problem(ProblemKind::RateLimited, "Too many requests; retry later.", request_id);
+            let response_headers = response.headers_mut();
+            let retry_after = decision.retry_after_ms.div_ceil(1000).max(1);
+            response_headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            if let Some(extra) = rate_headers(&policy_items, &status_items) {
+                response_headers.extend(extra);
+            }
+            return Err(response);
+        }
+    }
+    Ok(Admitted { headers: rate_headers(&policy_items, &status_items) })
+}
+
+fn rate_headers(policy_items: &[&str], status_items: &[String]) -> Option<HeaderMap> {
+    if policy_items.is_empty() {
+        return None;
+    }
+    let mut headers = HeaderMap::with_capacity(2);
+    if let Ok(value) = HeaderValue::try_from(policy_items.join(", ")) {
+        headers.insert(RATELIMIT_POLICY.clone(), value);
+    }
+    if let Ok(value) = HeaderValue::try_from(status_items.join(", ")) {
+        headers.insert(RATELIMIT.clone(), value);
+    }
+    Some(headers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_headers() {
+        let rules =
+            [Rule::Gcra { rate: 10, period_ms: 1000, burst: 20 }, Rule::Quota { limit: 1000, window: Window::Day }];
+        assert_eq!(policy_header("api", &rules), r#""api/0";q=10;w=1, "api/1";q=1000;w=86400"#);
+        assert_eq!(policy_header("api", &rules[..1]), r#""api";q=10;w=1"#);
+    }
+
+    #[test]
+    fn key_parts_cannot_collide() {
+        let mut a = String::new();
+        push_part(&mut a, "x|y");
+        let mut b = String::new();
+        push_part(&mut b, "x");
+        push_part(&mut b, "y");
+        assert_ne!(a, b);
+    }
+}
