@@ -4,6 +4,7 @@
 //   node tests/conformance/run.mjs spin      # target/conformance/spin/edgegate_spin.wasm in tests/spin-host
 //
 // Both artifacts are built from tests/conformance/routes.json by scripts/test.
+import fs from "node:fs";
 import http from "node:http";
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
@@ -24,7 +25,8 @@ if (!["workers", "spin"].includes(runtime)) {
 
 const logLines = [];
 
-export async function startWorkers() {
+export async function startWorkers({ fresh = true } = {}) {
+  if (fresh) fs.rmSync(path.join(root, "target/conformance/durable-objects"), { recursive: true, force: true });
   const { Miniflare, Log, LogLevel } = await import("miniflare");
   const mf = new Miniflare({
     modules: true,
@@ -33,6 +35,8 @@ export async function startWorkers() {
     compatibilityDate: "2026-04-01",
     bindings: SECRETS,
     durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+    // On disk, so a restarted workerd (every object evicted) finds what the objects stored.
+    durableObjectsPersist: path.join(root, "target/conformance/durable-objects"),
     kvNamespaces: ["EDGEGATE_KV"],
     cf: false,
     host: "127.0.0.1",
@@ -131,7 +135,7 @@ async function main() {
   const upstreams = { a: await startUpstream({ port: 47181, name: "a" }), b: await startUpstream({ port: 47182, name: "b" }) };
   const idp = await startIdp({ port: IDP_PORT });
   const scenarios = [...staticScenarios, ...(await authScenarios(idp))];
-  const gateway = runtime === "workers" ? await startWorkers() : await startSpin();
+  let gateway = runtime === "workers" ? await startWorkers() : await startSpin();
   let failed = 0;
   let checks = 0;
   let sent = 0;
@@ -210,6 +214,36 @@ async function main() {
         console.log(`not ok - [${runtime}] ${name}\n${failures.map((f) => `    ${f}`).join("\n")}`);
       } else {
         console.log(`ok - [${runtime}] ${name}`);
+      }
+    }
+
+    if (runtime === "workers") {
+      // Evict every Durable Object (restart workerd on the same storage): no count is lost.
+      checks++;
+      const clients = { "/rl/burst": `evict-${Date.now()}`, "/rl/lazy": `evict-lazy-${Date.now()}` };
+      const round = async () => {
+        const statuses = {};
+        for (const [route, client] of Object.entries(clients)) {
+          statuses[route] = [];
+          for (let i = 0; i < 3; i++) {
+            sent++;
+            statuses[route].push((await send(gateway.port, { method: "GET", path: route, headers: { "x-client": client } })).status);
+          }
+        }
+        return statuses;
+      };
+      const before = await round();
+      await new Promise((r) => setTimeout(r, 1500)); // past the write_behind delay
+      await gateway.stop();
+      gateway = await startWorkers({ fresh: false });
+      const after = await round();
+      const want = { "/rl/burst": "200,200,429", "/rl/lazy": "200,200,429" };
+      const bad = Object.keys(want).filter((r) => before[r].join() !== "200,200,200" || after[r].join() !== want[r]);
+      if (bad.length) {
+        failed++;
+        console.log(`not ok - [${runtime}] counters survive an eviction\n${bad.map((r) => `    ${r}: before ${before[r]}, after restart ${after[r]}`).join("\n")}`);
+      } else {
+        console.log(`ok - [${runtime}] counters survive an eviction of every Durable Object (every_request and write_behind after its delay)`);
       }
     }
 
