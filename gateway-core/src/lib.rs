@@ -97,6 +97,12 @@ impl Gateway {
         }
     }
 
+    /// The rules and persistence of the rate-limit policy `name`, for a limiter that decides
+    /// from the routes file it was built with (the Workers Durable Object).
+    pub fn rate_policy(&self, name: &str) -> Option<(&[ratelimit::decide::Rule], ratelimit::Persistence)> {
+        self.rate_policies.iter().find(|p| &*p.name == name).map(|p| (&*p.rules, p.persistence))
+    }
+
     /// Names of the runtime secrets the file refers to, sorted: what `wrangler secret put`
     /// must set, and the variables a Spin manifest must declare.
     pub fn secret_names(&self) -> Vec<&str> {

@@ -35,11 +35,13 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .setProtectedHeader({ alg: "ES256", kid: "inline-es256" })
   .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h")
   .sign(signingKey);
-const edgegateOptions = { ...common, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] };
+const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const subjects = [
   { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }, path: "/proxy/items?x=1" },
   { name: "edgegate", options: edgegateOptions, path: "/proxy/items?x=1" },
   { name: "edgegate-es256", options: edgegateOptions, path: "/jwt/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  { name: "es256+DO-limit", options: edgegateOptions, path: "/jwt-limited/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  { name: "es256+DO-lazy", options: edgegateOptions, path: "/jwt-limited-lazy/items?x=1", headers: { authorization: `Bearer ${token}` } },
 ];
 
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
@@ -90,11 +92,12 @@ for (const subject of subjects) {
 }
 upstream.close();
 
-console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items (edgegate-es256: /jwt/items with an ES256 bearer token and a claim header) → node upstream on 127.0.0.1\n`);
+console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items → node upstream on 127.0.0.1`);
+console.log("edgegate-es256: an ES256 bearer token and a claim header; es256+DO-limit: plus a Durable Object rate limit keyed by the sub claim (one hot key: every request goes to the same object), persisted every request or write-behind\n");
 console.log("subject           req/s      p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
 for (const [name, r] of Object.entries(results)) {
   console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${String(r.errors).padStart(7)}   ${r.cpuUs.toFixed(0).padStart(8)}`);
 }
-for (const name of ["edgegate", "edgegate-es256"]) {
+for (const name of ["edgegate", "edgegate-es256", "es256+DO-limit", "es256+DO-lazy"]) {
   console.log(`${name} / js-passthrough throughput: ${(results[name].rps / results["js-passthrough"].rps).toFixed(2)}x`);
 }

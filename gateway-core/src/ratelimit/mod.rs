@@ -64,6 +64,9 @@ pub enum Persistence {
 /// What a platform's limiter is asked to decide, atomically, for one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LimitRequest {
+    /// The policy's name: a limiter that holds the same routes file (the Durable Object, in
+    /// the same wasm) can look the rules up instead of receiving them.
+    pub policy: String,
     /// The rules of the policy, in order (their state is stored in that order).
     pub rules: Vec<Rule>,
     /// Units this request consumes.
@@ -198,6 +201,7 @@ pub(crate) async fn enforce<P: Platform>(
             },
         };
         let request = LimitRequest {
+            policy: policy.name.to_string(),
             rules: policy.rules.to_vec(),
             cost: 1,
             now: platform.now(),

@@ -11,7 +11,7 @@ use gateway_core::ports::{Limiter, StoreError};
 use gateway_core::ratelimit::decide::{decide, Decision, State as Counter};
 use gateway_core::ratelimit::{LimitRequest, Persistence};
 use wasm_bindgen::JsValue;
-use worker::{durable_object, DurableObject, Env, Method, Request, RequestInit, Response, Result, State};
+use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
 pub const LIMITER_BINDING: &str = "EDGEGATE_LIMITER";
@@ -47,25 +47,32 @@ impl DurableObject for EdgegateLimiter {
         }
     }
 
-    async fn fetch(&self, mut req: Request) -> Result<Response> {
-        let request: LimitRequest = req.json().await?;
+    async fn fetch(&self, req: Request) -> Result<Response> {
+        // `/<policy>?cost=<n>`: the rules come from the routes file built into this same wasm,
+        // so a call carries no body to parse.
+        let url = req.url()?;
+        let policy = url.path().trim_start_matches('/');
+        let cost = url.query_pairs().find(|(k, _)| k == "cost").and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(1);
+        let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
+            return Response::error("unknown policy", 404);
+        };
         let storage = self.state.storage();
         if !self.loaded.get() {
             // Storage reads close the input gate, so no other request runs meanwhile.
-            let stored: Option<Counter> = storage.get(STATE_KEY).await.unwrap_or(None);
+            let stored: Option<String> = storage.get(STATE_KEY).await.unwrap_or(None);
             if !self.loaded.get() {
-                *self.counter.borrow_mut() = stored;
+                *self.counter.borrow_mut() = stored.and_then(|text| serde_json::from_str(&text).ok());
                 self.loaded.set(true);
             }
         }
         // The object's own clock: one clock per key, whichever isolate asks.
         let now = worker::Date::now().as_millis();
-        let (decision, next) = decide(&request.rules, self.counter.borrow().as_ref(), now, request.cost);
-        let changed = decision.allowed;
-        *self.counter.borrow_mut() = Some(next.clone());
-        if changed {
-            match request.persistence {
-                Persistence::EveryRequest => storage.put(STATE_KEY, &next).await?,
+        let (decision, next) = decide(rules, self.counter.borrow().as_ref(), now, cost);
+        if decision.allowed {
+            let text = serde_json::to_string(&next).map_err(|e| worker::Error::RustError(e.to_string()))?;
+            *self.counter.borrow_mut() = Some(next);
+            match persistence {
+                Persistence::EveryRequest => storage.put_raw(STATE_KEY, JsValue::from_str(&text)).await?,
                 Persistence::WriteBehind => {
                     self.dirty.set(true);
                     if !self.alarm_set.get() {
@@ -75,15 +82,16 @@ impl DurableObject for EdgegateLimiter {
                 }
             }
         }
-        Response::from_json(&decision)
+        let body = serde_json::to_string(&decision).map_err(|e| worker::Error::RustError(e.to_string()))?;
+        Response::ok(body)
     }
 
     async fn alarm(&self) -> Result<Response> {
         self.alarm_set.set(false);
         if self.dirty.replace(false) {
-            let counter = self.counter.borrow().clone();
-            if let Some(counter) = counter {
-                self.state.storage().put(STATE_KEY, &counter).await?;
+            let text = self.counter.borrow().as_ref().and_then(|counter| serde_json::to_string(counter).ok());
+            if let Some(text) = text {
+                self.state.storage().put_raw(STATE_KEY, JsValue::from_str(&text)).await?;
             }
         }
         Response::ok("")
@@ -95,15 +103,13 @@ pub async fn limit(env: &Env, key: &str, request: &LimitRequest) -> std::result:
     let failed = |e: worker::Error| StoreError::Failed(e.to_string());
     let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| StoreError::Unavailable)?;
     let stub = namespace.id_from_name(key).and_then(|id| id.get_stub()).map_err(failed)?;
-    let body = serde_json::to_string(request).map_err(|e| StoreError::Failed(e.to_string()))?;
-    let mut init = RequestInit::new();
-    init.with_method(Method::Post).with_body(Some(JsValue::from_str(&body)));
-    let call = Request::new_with_init("https://limiter.internal/decide", &init).map_err(failed)?;
-    let mut response = stub.fetch_with_request(call).await.map_err(failed)?;
+    let url = format!("https://limiter.internal/{}?cost={}", request.policy, request.cost);
+    let mut response = stub.fetch_with_str(&url).await.map_err(failed)?;
     if response.status_code() != 200 {
         return Err(StoreError::Failed(format!("limiter answered {}", response.status_code())));
     }
-    response.json::<Decision>().await.map_err(failed)
+    let text = response.text().await.map_err(failed)?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
 impl Limiter for super::Workers {
