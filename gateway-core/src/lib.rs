@@ -103,6 +103,16 @@ impl Gateway {
         self.rate_policies.iter().find(|p| &*p.name == name).map(|p| (&*p.rules, p.persistence))
     }
 
+    /// Rate-limit policies that count with Cloudflare's `ratelimits` binding, which only
+    /// Workers has (the Spin build refuses them).
+    pub fn cloudflare_ratelimit_policies(&self) -> Vec<&str> {
+        self.rate_policies
+            .iter()
+            .filter(|p| matches!(p.backend, ratelimit::Backend::CloudflareBinding { .. }))
+            .map(|p| &*p.name)
+            .collect()
+    }
+
     /// Names of the runtime secrets the file refers to, sorted: what `wrangler secret put`
     /// must set, and the variables a Spin manifest must declare.
     pub fn secret_names(&self) -> Vec<&str> {

@@ -8,6 +8,12 @@ fn main() {
         println!("cargo:rerun-if-changed={}", manifest_path.display());
         let manifest =
             std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        let cloudflare_only = gateway.cloudflare_ratelimit_policies();
+        if !cloudflare_only.is_empty() {
+            return Err(format!(
+                "rate_limits {cloudflare_only:?} use backend cloudflare_ratelimit, which exists only on Workers (use the exact backend for Spin)"
+            ));
+        }
         edgegate_cli::check_spin_manifest(&manifest, &gateway).map_err(|e| format!("{}: {e}", manifest_path.display()))
     });
     if let Err(errors) = result {

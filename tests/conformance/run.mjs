@@ -18,7 +18,8 @@ import { rateLimitChecks } from "./ratelimit.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
-if (!["workers", "spin"].includes(runtime)) {
+const isMain = import.meta.url === `file://${process.argv[1]}`;
+if (isMain && !["workers", "spin"].includes(runtime)) {
   console.error("usage: run.mjs workers|spin");
   process.exit(2);
 }
@@ -285,4 +286,4 @@ async function main() {
   process.exit(failed === 0 ? 0 : 1);
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) await main();
+if (isMain) await main();

@@ -420,6 +420,15 @@ pub struct RateLimitPolicy {
     /// Send `RateLimit-Policy` and `RateLimit` headers (default true).
     #[serde(default)]
     pub headers: Option<bool>,
+    /// Where requests are counted: `exact` (default: a Durable Object per key on Workers,
+    /// key-value compare-and-swap on Spin) or `cloudflare_ratelimit` (Workers only: Cloudflare's
+    /// `ratelimits` binding named in `binding`; approximate, counted per location, one limit
+    /// with `per_s` 10 or 60 that must equal the binding's `simple` setting in wrangler.toml).
+    #[serde(default)]
+    pub backend: Option<String>,
+    /// The `ratelimits` binding name, with `backend: cloudflare_ratelimit`.
+    #[serde(default)]
+    pub binding: Option<String>,
     /// How the Workers Durable Object persists counters: `every_request` (default: exact across
     /// an eviction) or `write_behind` (written at most once a second: cheaper; an eviction can
     /// forget up to a second of counts).

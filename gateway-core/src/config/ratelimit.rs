@@ -9,7 +9,7 @@ use super::error::{did_you_mean, ConfigErrorKind as Kind};
 use super::model::RateLimitPolicy;
 use crate::auth::policy::ClaimPath;
 use crate::ratelimit::decide::{Rule, Window};
-use crate::ratelimit::{policy_header, KeyPart, OnMissingKey, Persistence, RatePolicy};
+use crate::ratelimit::{policy_header, Backend, KeyPart, OnMissingKey, Persistence, RatePolicy};
 
 /// Policy names to their index.
 pub(super) type PolicyNames = BTreeMap<String, usize>;
@@ -138,6 +138,66 @@ pub(super) fn compile_policies(
                 Persistence::EveryRequest
             }
         };
+        let backend = match (policy.backend.as_deref().unwrap_or("exact"), &policy.binding) {
+            ("exact", None) => Backend::Exact,
+            ("exact", Some(_)) => {
+                c.error(
+                    Kind::InvalidValue,
+                    format!("{at}.binding"),
+                    "\"binding\" belongs to backend cloudflare_ratelimit",
+                )
+                .hint = Some("remove it, or set \"backend\": \"cloudflare_ratelimit\"".into());
+                Backend::Exact
+            }
+            ("cloudflare_ratelimit", binding) => {
+                let period = match (policy.limits.as_slice(), policy.quotas.is_empty()) {
+                    ([limit], true)
+                        if matches!(limit.per_s, 10 | 60) && limit.burst.is_none_or(|b| b == limit.requests) =>
+                    {
+                        Some(limit.per_s)
+                    }
+                    _ => None,
+                };
+                if period.is_none() {
+                    c.error(
+                        Kind::InvalidValue,
+                        format!("{at}.backend"),
+                        "Cloudflare's ratelimits binding counts one limit per 10 or 60 s",
+                    )
+                    .hint = Some(
+                        "give exactly one limit with per_s 10 or 60, no burst and no quotas, or use the exact backend"
+                            .into(),
+                    );
+                }
+                if policy.persistence.is_some() {
+                    c.error(
+                        Kind::InvalidValue,
+                        format!("{at}.persistence"),
+                        "persistence applies to the exact backend only",
+                    );
+                }
+                let valid_binding = binding
+                    .as_deref()
+                    .is_some_and(|b| !b.is_empty() && b.bytes().all(|x| x.is_ascii_alphanumeric() || x == b'_'));
+                if !valid_binding {
+                    c.error(
+                        Kind::MissingField,
+                        format!("{at}.binding"),
+                        "the ratelimits binding name is missing or invalid",
+                    )
+                    .hint = Some("name the [[ratelimits]] binding of wrangler.toml, e.g. \"API_LIMITER\"".into());
+                }
+                Backend::CloudflareBinding {
+                    binding: binding.clone().unwrap_or_default(),
+                    period_s: period.unwrap_or(60),
+                }
+            }
+            (other, _) => {
+                c.error(Kind::InvalidValue, format!("{at}.backend"), format!("unknown backend \"{other}\"")).hint =
+                    Some("use exact or cloudflare_ratelimit".into());
+                Backend::Exact
+            }
+        };
         if c.errors.len() > errors_before {
             continue;
         }
@@ -151,6 +211,7 @@ pub(super) fn compile_policies(
             fail_open,
             headers: policy.headers.unwrap_or(true),
             persistence,
+            backend,
         });
     }
     (compiled, names)

@@ -29,6 +29,7 @@ pub(crate) struct RatePolicy {
     pub fail_open: bool,
     pub headers: bool,
     pub persistence: Persistence,
+    pub backend: Backend,
     /// This policy's items of `RateLimit-Policy`, made once.
     pub policy_header: Box<str>,
 }
@@ -61,6 +62,22 @@ pub enum Persistence {
     WriteBehind,
 }
 
+/// Where a policy counts.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Exact: a Durable Object per key on Workers, key-value compare-and-swap on Spin.
+    Exact,
+    /// Cloudflare's `ratelimits` binding: approximate, per location; it answers allowed or not,
+    /// so no `RateLimit` header can be given, and a refusal says to retry after the period.
+    CloudflareBinding {
+        /// The binding name.
+        binding: String,
+        /// The binding's period in seconds (10 or 60).
+        period_s: u64,
+    },
+}
+
 /// What a platform's limiter is asked to decide, atomically, for one key.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LimitRequest {
@@ -75,6 +92,8 @@ pub struct LimitRequest {
     pub now: UnixMillis,
     /// How the counter is persisted, where the limiter has a choice.
     pub persistence: Persistence,
+    /// Where to count.
+    pub backend: Backend,
 }
 
 /// The window length a quota names in `RateLimit-Policy` (a month is nominally 30 days).
@@ -206,6 +225,7 @@ pub(crate) async fn enforce<P: Platform>(
             cost: 1,
             now: platform.now(),
             persistence: policy.persistence,
+            backend: policy.backend.clone(),
         };
         let decision = match platform.limit(&key, &request).await {
             Ok(decision) => decision,
@@ -232,7 +252,9 @@ pub(crate) async fn enforce<P: Platform>(
         };
         if policy.headers {
             policy_items.push(&policy.policy_header);
-            status_items.push(status_header(policy, &decision));
+            if !decision.rules.is_empty() {
+                status_items.push(status_header(policy, &decision));
+            }
         }
         if !decision.allowed {
             let mut response = problem(ProblemKind::RateLimited, "Too many requests; retry later.", request_id);
@@ -256,8 +278,10 @@ fn rate_headers(policy_items: &[&str], status_items: &[String]) -> Option<Header
     if let Ok(value) = HeaderValue::try_from(policy_items.join(", ")) {
         headers.insert(RATELIMIT_POLICY.clone(), value);
     }
-    if let Ok(value) = HeaderValue::try_from(status_items.join(", ")) {
-        headers.insert(RATELIMIT.clone(), value);
+    if !status_items.is_empty() {
+        if let Ok(value) = HeaderValue::try_from(status_items.join(", ")) {
+            headers.insert(RATELIMIT.clone(), value);
+        }
     }
     Some(headers)
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gateway_core::ports::{Limiter, StoreError};
 use gateway_core::ratelimit::decide::{decide, Decision, State as Counter};
-use gateway_core::ratelimit::{LimitRequest, Persistence};
+use gateway_core::ratelimit::{Backend, LimitRequest, Persistence};
 use wasm_bindgen::JsValue;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
@@ -112,8 +112,29 @@ pub async fn limit(env: &Env, key: &str, request: &LimitRequest) -> std::result:
     serde_json::from_str(&text).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
+/// Cloudflare's `ratelimits` binding: allowed or not, counted per location.
+async fn limit_with_binding(
+    env: &Env,
+    binding: &str,
+    period_s: u64,
+    key: &str,
+) -> std::result::Result<Decision, StoreError> {
+    let limiter = env.rate_limiter(binding).map_err(|_| StoreError::Unavailable)?;
+    let outcome = limiter.limit(key.to_owned()).await.map_err(|e| StoreError::Failed(e.to_string()))?;
+    Ok(Decision {
+        allowed: outcome.success,
+        rules: Vec::new(),
+        retry_after_ms: if outcome.success { 0 } else { period_s.saturating_mul(1000) },
+    })
+}
+
 impl Limiter for super::Workers {
     async fn limit(&self, key: &str, request: &LimitRequest) -> std::result::Result<Decision, StoreError> {
-        limit(&self.env, key, request).await
+        match &request.backend {
+            Backend::Exact => limit(&self.env, key, request).await,
+            Backend::CloudflareBinding { binding, period_s } => {
+                limit_with_binding(&self.env, binding, *period_s, key).await
+            }
+        }
     }
 }

@@ -312,6 +312,10 @@ impl Limiter for SpinPlatform {
         request: &gateway_core::ratelimit::LimitRequest,
     ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
         use spin_sdk::wit::wasi::keyvalue::atomics;
+        if request.backend != gateway_core::ratelimit::Backend::Exact {
+            // The build refuses such policies; this only guards a hand-made gateway.
+            return Err(StoreError::Unavailable);
+        }
         let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
         let bucket = self.bucket()?;
         for _ in 0..MAX_CAS_ATTEMPTS {

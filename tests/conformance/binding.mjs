@@ -1,0 +1,53 @@
+// Workers only: a policy counted by Cloudflare's `ratelimits` binding (approximate, per
+// location), built from tests/conformance/binding.routes.json into target/conformance/workers-binding.
+//   node tests/conformance/binding.mjs
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+import { startUpstream } from "../upstream/upstream.mjs";
+import { send } from "./run.mjs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const upstream = await startUpstream({ port: 47181, name: "a" });
+const mf = new Miniflare({
+  modules: true,
+  scriptPath: path.join(root, "target/conformance/workers-binding/index.js"),
+  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+  compatibilityDate: "2026-04-01",
+  ratelimits: { EDGE_LIMITER: { simple: { limit: 3, period: 60 } } },
+  durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+  cf: false,
+  host: "127.0.0.1",
+  port: 0,
+  log: new Log(LogLevel.WARN),
+  handleRuntimeStdio(stdout, stderr) {
+    stdout.resume();
+    stderr.resume();
+  },
+});
+const port = Number((await mf.ready).port);
+const failures = [];
+try {
+  const responses = [];
+  for (let i = 0; i < 5; i++) responses.push(await send(port, { method: "GET", path: "/edge", headers: { "x-client": "c1" } }));
+  const statuses = responses.map((r) => r.status).join();
+  if (statuses !== "200,200,200,429,429") failures.push(`statuses ${statuses}, expected 200,200,200,429,429`);
+  const denied = responses[4];
+  if (denied.headers["retry-after"] !== "60") failures.push(`Retry-After ${denied.headers["retry-after"]}, expected 60 (the binding's period)`);
+  if (!String(denied.headers["content-type"]).startsWith("application/problem+json")) failures.push(`429 content-type ${denied.headers["content-type"]}`);
+  for (const r of responses) {
+    if (r.headers["ratelimit-policy"] !== '"edge";q=3;w=60') failures.push(`RateLimit-Policy ${r.headers["ratelimit-policy"]}`);
+    if (r.headers["ratelimit"] !== undefined) failures.push(`RateLimit ${r.headers["ratelimit"]}: the binding cannot tell what remains`);
+  }
+  const other = await send(port, { method: "GET", path: "/edge", headers: { "x-client": "c2" } });
+  if (other.status !== 200) failures.push(`another key: ${other.status}`);
+} finally {
+  await mf.dispose();
+  await upstream.close();
+}
+const unique = [...new Set(failures)];
+if (unique.length) {
+  console.log(`not ok - [workers] Cloudflare ratelimits binding backend\n${unique.map((f) => `    ${f}`).join("\n")}`);
+  process.exit(1);
+}
+console.log("ok - [workers] Cloudflare ratelimits binding backend: 3 of 5 pass, 429 with Retry-After 60, RateLimit-Policy without RateLimit");
