@@ -1,13 +1,16 @@
 // Workers only: a policy counted by Cloudflare's `ratelimits` binding (approximate, per
-// location), built from tests/conformance/binding.routes.json into target/conformance/workers-binding.
+// location), and exact policies whose Durable Object binding is missing (fail closed / open),
+// built from tests/conformance/binding.routes.json into target/conformance/workers-binding.
 //   node tests/conformance/binding.mjs
 import path from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Miniflare, Log, LogLevel } from "miniflare";
 import { startUpstream } from "../upstream/upstream.mjs";
 import { send } from "./run.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const logLines = [];
 const upstream = await startUpstream({ port: 47181, name: "a" });
 const mf = new Miniflare({
   modules: true,
@@ -15,13 +18,13 @@ const mf = new Miniflare({
   modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
   compatibilityDate: "2026-04-01",
   ratelimits: { EDGE_LIMITER: { simple: { limit: 3, period: 60 } } },
-  durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+  // No EDGEGATE_LIMITER binding: the exact policies cannot reach their counter.
   cf: false,
   host: "127.0.0.1",
   port: 0,
   log: new Log(LogLevel.WARN),
   handleRuntimeStdio(stdout, stderr) {
-    stdout.resume();
+    createInterface({ input: stdout }).on("line", (line) => logLines.push(line));
     stderr.resume();
   },
 });
@@ -41,6 +44,12 @@ try {
   }
   const other = await send(port, { method: "GET", path: "/edge", headers: { "x-client": "c2" } });
   if (other.status !== 200) failures.push(`another key: ${other.status}`);
+  const closed = await send(port, { method: "GET", path: "/closed" });
+  const problem = JSON.parse(closed.body.toString("utf8") || "{}").type;
+  if (closed.status !== 503 || problem !== "urn:edgegate:problem:rate-limit-unavailable") failures.push(`unreachable counter, on_error closed: ${closed.status} ${problem}`);
+  const open = await send(port, { method: "GET", path: "/open" });
+  if (open.status !== 200) failures.push(`unreachable counter, on_error open: ${open.status}`);
+  if (!logLines.some((line) => line.includes("rate limiter unavailable"))) failures.push("the unreachable counter was not logged");
 } finally {
   await mf.dispose();
   await upstream.close();
@@ -51,3 +60,4 @@ if (unique.length) {
   process.exit(1);
 }
 console.log("ok - [workers] Cloudflare ratelimits binding backend: 3 of 5 pass, 429 with Retry-After 60, RateLimit-Policy without RateLimit");
+console.log("ok - [workers] an unreachable counter: on_error closed answers 503, open admits, both logged");

@@ -50,9 +50,15 @@ impl DurableObject for EdgegateLimiter {
     async fn fetch(&self, req: Request) -> Result<Response> {
         // `/<policy>?cost=<n>`: the rules come from the routes file built into this same wasm,
         // so a call carries no body to parse.
-        let url = req.url()?;
-        let policy = url.path().trim_start_matches('/');
-        let cost = url.query_pairs().find(|(k, _)| k == "cost").and_then(|(_, v)| v.parse::<u64>().ok()).unwrap_or(1);
+        // Parsed by hand: `worker::Request::url` would link a whole URL parser into the wasm.
+        let url = req.inner().url();
+        let after_host = url.splitn(4, '/').nth(3).unwrap_or_default();
+        let (policy, query) = after_host.split_once('?').unwrap_or((after_host, ""));
+        let cost = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("cost="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(1);
         let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
             return Response::error("unknown policy", 404);
         };
