@@ -2,32 +2,19 @@
 // location), and exact policies whose Durable Object binding is missing (fail closed / open),
 // built from tests/conformance/binding.routes.json into target/conformance/workers-binding.
 //   node tests/conformance/binding.mjs
-import path from "node:path";
-import { createInterface } from "node:readline";
-import { fileURLToPath } from "node:url";
-import { Miniflare, Log, LogLevel } from "miniflare";
-import { startUpstream } from "../upstream/upstream.mjs";
-import { send } from "./run.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+import { Miniflare } from "miniflare";
+import { startUpstream } from "../upstream/upstream.mjs";
+import { send, workersOptions } from "./run.mjs";
+
 const logLines = [];
 const upstream = await startUpstream({ port: 47181, name: "a" });
-const mf = new Miniflare({
-  modules: true,
-  scriptPath: path.join(root, "target/conformance/workers-binding/index.js"),
-  modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
-  compatibilityDate: "2026-04-01",
-  ratelimits: { EDGE_LIMITER: { simple: { limit: 3, period: 60 } } },
-  // No EDGEGATE_LIMITER binding: the exact policies cannot reach their counter.
-  cf: false,
-  host: "127.0.0.1",
-  port: 0,
-  log: new Log(LogLevel.WARN),
-  handleRuntimeStdio(stdout, stderr) {
-    createInterface({ input: stdout }).on("line", (line) => logLines.push(line));
-    stderr.resume();
-  },
-});
+const mf = new Miniflare(
+  await workersOptions("workers-binding", logLines, {
+    ratelimits: { EDGE_LIMITER: { simple: { limit: 3, period: 60 } } },
+    // No EDGEGATE_LIMITER binding: the exact policies cannot reach their counter.
+  }),
+);
 const port = Number((await mf.ready).port);
 const failures = [];
 try {

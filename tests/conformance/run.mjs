@@ -26,28 +26,36 @@ if (isMain && !["workers", "spin"].includes(runtime)) {
 
 const logLines = [];
 
-export async function startWorkers({ fresh = true } = {}) {
-  if (fresh) fs.rmSync(path.join(root, "target/conformance/durable-objects"), { recursive: true, force: true });
-  const { Miniflare, Log, LogLevel } = await import("miniflare");
-  const mf = new Miniflare({
+/** Miniflare options for a worker-build output directory under target/conformance, its stdout lines collected into `lines`. */
+export async function workersOptions(build, lines, extra) {
+  const { Log, LogLevel } = await import("miniflare");
+  return {
     modules: true,
-    scriptPath: path.join(root, "target/conformance/workers/index.js"),
+    scriptPath: path.join(root, "target/conformance", build, "index.js"),
     modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-04-01",
-    bindings: SECRETS,
-    durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
-    // On disk, so a restarted workerd (every object evicted) finds what the objects stored.
-    durableObjectsPersist: path.join(root, "target/conformance/durable-objects"),
-    kvNamespaces: ["EDGEGATE_KV"],
     cf: false,
     host: "127.0.0.1",
     port: 0,
     log: new Log(LogLevel.WARN),
     handleRuntimeStdio(stdout, stderr) {
-      createInterface({ input: stdout }).on("line", (line) => logLines.push(line));
+      createInterface({ input: stdout }).on("line", (line) => lines.push(line));
       createInterface({ input: stderr }).on("line", (line) => process.stderr.write(`[workerd] ${line}\n`));
     },
-  });
+    ...extra,
+  };
+}
+
+export async function startWorkers({ fresh = true } = {}) {
+  if (fresh) fs.rmSync(path.join(root, "target/conformance/durable-objects"), { recursive: true, force: true });
+  const { Miniflare } = await import("miniflare");
+  const mf = new Miniflare(await workersOptions("workers", logLines, {
+    bindings: SECRETS,
+    durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+    // On disk, so a restarted workerd (every object evicted) finds what the objects stored.
+    durableObjectsPersist: path.join(root, "target/conformance/durable-objects"),
+    kvNamespaces: ["EDGEGATE_KV"],
+  }));
   const url = await mf.ready;
   await (await mf.getKVNamespace("EDGEGATE_KV")).put(STORED_CONSUMER.key, STORED_CONSUMER.value);
   return { port: Number(url.port), stop: () => mf.dispose() };
