@@ -23,13 +23,17 @@ pub mod auth;
 pub mod config;
 mod cors;
 mod hygiene;
+pub mod ipfilter;
 mod log;
 mod pipeline;
 pub mod ports;
 mod problem;
 pub mod ratelimit;
+pub mod resilience;
 mod route;
 mod router;
+pub mod transform;
+pub mod validate;
 
 pub use config::{ConfigError, ConfigErrorKind};
 pub use pipeline::handle;

@@ -14,7 +14,10 @@ use crate::hygiene::{self, SERVER_TIMING, X_REQUEST_ID};
 use crate::log::{push_number, AccessRecord};
 use crate::ports::{Body, BodyError, Client, FetchError, Platform};
 use crate::problem::{problem, ProblemKind};
+use crate::resilience::AttemptOutcome;
 use crate::router::RouteMatch;
+use crate::transform::body::OnInvalidBody;
+use crate::transform::edits::Context;
 use crate::Gateway;
 
 /// What the log and the observability headers need to know about the request's journey.
@@ -201,6 +204,14 @@ async fn route_and_forward<P: Platform>(
             None,
         );
     };
+    if let Some(filter) = &route.ip {
+        if !filter.permits(client.ip) {
+            let response =
+                problem(ProblemKind::IpDenied, "Requests from this address are not allowed here.", request_id_str);
+            return Outcome::local(response, Some(route_index), route.cors);
+        }
+    }
+
     // Authentication comes before the body is read: a refused caller costs no upload.
     let mut forwarded_query = None;
     let mut principal = None;
@@ -255,6 +266,7 @@ async fn route_and_forward<P: Platform>(
         &params,
         path,
         forwarded_query,
+        &identity,
     )
     .await;
     outcome.principal = principal;
@@ -264,7 +276,8 @@ async fn route_and_forward<P: Platform>(
     outcome
 }
 
-/// The rest of a request that passed its checks: body limit, then the upstream call.
+/// The rest of a request that passed its checks: body limit and validation, request
+/// transforms, the upstream call (with retries), response transforms.
 #[allow(clippy::too_many_arguments)]
 async fn forward<P: Platform>(
     gateway: &Gateway,
@@ -280,6 +293,7 @@ async fn forward<P: Platform>(
     params: &matchit::Params<'_, '_>,
     path: &str,
     forwarded_query: Option<String>,
+    identity: &crate::auth::Identity,
 ) -> Outcome<P::Body> {
     let Some((route, upstream)) =
         gateway.routes.get(route_index).and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?)))
@@ -293,41 +307,70 @@ async fn forward<P: Platform>(
     let local = |kind: ProblemKind, detail: &str| {
         Outcome::local(problem(kind, detail, request_id_str), Some(route_index), route.cors)
     };
+    let too_large =
+        || local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
 
     // Body limit: a declared length is checked before reading; an undeclared one is counted.
-    let body = match headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
+    // Validation and retries need the bytes; otherwise a declared body streams through.
+    let declared = match headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
         Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
-        Some(Some(length)) if length > route.max_body_bytes => {
-            return local(
-                ProblemKind::PayloadTooLarge,
-                &format!("The request body exceeds {} bytes.", route.max_body_bytes),
-            );
-        }
-        Some(Some(_)) => body,
-        None if body.is_known_empty() => body,
-        None => match body.collect(route.max_body_bytes).await {
-            // A platform that cannot tell an absent body from an empty stream (Spin) lands
-            // here for every GET; forward it without inventing a `Content-Length: 0`.
-            Ok(bytes) if bytes.is_empty() => P::Body::empty(),
-            Ok(bytes) => {
-                if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
-                    headers.insert(CONTENT_LENGTH, length);
-                }
-                P::Body::from_bytes(bytes)
-            }
-            Err(BodyError::TooLarge) => {
-                return local(
-                    ProblemKind::PayloadTooLarge,
-                    &format!("The request body exceeds {} bytes.", route.max_body_bytes),
-                );
-            }
-            Err(_) => return local(ProblemKind::BadRequest, "The request body could not be read."),
-        },
+        Some(Some(length)) if length > route.max_body_bytes => return too_large(),
+        declared => declared.flatten(),
     };
+    let needs_bytes = route.validate.is_some() || route.retry.is_some();
+    let body: Sendable<P::Body> = if body.is_known_empty() {
+        Sendable::Bytes(bytes::Bytes::new())
+    } else if declared.is_some() && !needs_bytes {
+        Sendable::Stream(body)
+    } else {
+        match body.collect(route.max_body_bytes).await {
+            Ok(bytes) => {
+                if !bytes.is_empty() {
+                    if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
+                        headers.insert(CONTENT_LENGTH, length);
+                    }
+                }
+                // A platform that cannot tell an absent body from an empty stream (Spin) lands
+                // here for every GET; forward it without inventing a `Content-Length: 0`.
+                Sendable::Bytes(bytes)
+            }
+            Err(BodyError::TooLarge) => return too_large(),
+            Err(_) => return local(ProblemKind::BadRequest, "The request body could not be read."),
+        }
+    };
+    if let (Some(schema), Sendable::Bytes(bytes)) = (&route.validate, &body) {
+        let instance = match serde_json::from_slice::<serde_json::Value>(bytes) {
+            Ok(instance) => instance,
+            Err(_) => return local(ProblemKind::InvalidBody, "The request body must be JSON."),
+        };
+        if let Err(error) = schema.validate(&instance) {
+            return local(ProblemKind::InvalidBody, &format!("{}: {}", error.path, error.reason));
+        }
+    }
 
-    let query = match &forwarded_query {
+    let param_pairs: Vec<(&str, &str)> = params.iter().collect();
+    let client_headers = if route.request_edits.is_some() || route.response_edits.is_some() || route.query.is_some() {
+        headers.clone()
+    } else {
+        http::HeaderMap::new()
+    };
+    let context = Context {
+        params: &param_pairs,
+        identity,
+        client_ip: client.ip,
+        request_id: request_id_str,
+        method: method.as_str(),
+        path,
+        headers: &client_headers,
+    };
+    let client_query = match &forwarded_query {
         Some(query) => Some(query.as_str()).filter(|q| !q.is_empty()),
         None => client_uri.query(),
+    };
+    let planned_query = route.query.as_ref().map(|plan| plan.apply(client_query, &context));
+    let query = match &planned_query {
+        Some(planned) => planned.as_deref(),
+        None => client_query,
     };
     let uri = match upstream.uri_for(&route.path, path, params, query) {
         Ok(uri) => uri,
@@ -338,24 +381,41 @@ async fn forward<P: Platform>(
     hygiene::set_forwarding(&mut headers, client, original_host.as_deref(), gateway.trust_forwarded);
     headers.insert(&X_REQUEST_ID, request_id.clone());
     hygiene::propagate_trace(&mut headers, platform);
-
-    let mut outbound = Request::new(body);
-    *outbound.method_mut() = method.clone();
-    *outbound.uri_mut() = uri;
-    *outbound.headers_mut() = headers;
+    if let Some(edits) = &route.request_edits {
+        edits.apply(&mut headers, &context);
+    }
 
     let sent = platform.now();
-    let result = with_timeout(platform.fetch(outbound), platform.sleep(route.timeout)).await;
+    let attempts = send_with_retries(platform, route, method, uri, headers, body);
+    let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
     let upstream_ms = Some(platform.now().saturating_sub(sent));
     match result {
-        Some(Ok(response)) => Outcome {
-            upstream_status: Some(response.status().as_u16()),
-            response,
-            route: Some(route_index),
-            upstream_ms,
-            cors: route.cors,
-            principal: None,
-        },
+        Some(Ok(mut response)) => {
+            let upstream_status = Some(response.status().as_u16());
+            if let Some(edits) = &route.response_edits {
+                edits.apply(response.headers_mut(), &context);
+            }
+            if let Some(plan) = route.body.as_ref().filter(|_| response.status().is_success()) {
+                response = match transform_body(response, plan).await {
+                    Ok(response) => response,
+                    Err(()) => {
+                        return Outcome {
+                            upstream_ms,
+                            upstream_status,
+                            ..local(ProblemKind::BadUpstreamBody, "The upstream's answer could not be transformed.")
+                        };
+                    }
+                };
+            }
+            Outcome {
+                upstream_status,
+                response,
+                route: Some(route_index),
+                upstream_ms,
+                cors: route.cors,
+                principal: None,
+            }
+        }
         Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
         Some(Err(_)) => {
             Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") }
@@ -368,6 +428,96 @@ async fn forward<P: Platform>(
             )
         },
     }
+}
+
+/// A request body as it goes upstream: the client's stream untouched, or bytes the gateway
+/// read (and can send again on a retry).
+enum Sendable<B> {
+    Stream(B),
+    Bytes(bytes::Bytes),
+}
+
+/// One attempt, or several when the route retries: each failed attempt that the policy
+/// retries waits its backoff, all inside the route timeout the caller races against.
+async fn send_with_retries<P: Platform>(
+    platform: &P,
+    route: &crate::route::CompiledRoute,
+    method: &Method,
+    uri: http::Uri,
+    headers: http::HeaderMap,
+    body: Sendable<P::Body>,
+) -> Result<Response<P::Body>, FetchError> {
+    let build = |body: P::Body| {
+        let mut outbound = Request::new(body);
+        *outbound.method_mut() = method.clone();
+        *outbound.uri_mut() = uri.clone();
+        *outbound.headers_mut() = headers.clone();
+        outbound
+    };
+    let (policy, bytes) = match (route.retry.as_ref(), body) {
+        (Some(policy), Sendable::Bytes(bytes)) => (policy, bytes),
+        (_, Sendable::Bytes(bytes)) => return platform.fetch(build(body_of::<P::Body>(bytes))).await,
+        (_, Sendable::Stream(stream)) => return platform.fetch(build(stream)).await,
+    };
+    let started = platform.now();
+    let deadline_ms = u64::try_from(route.timeout.as_millis()).unwrap_or(u64::MAX);
+    let mut attempt = 1;
+    loop {
+        let result = platform.fetch(build(body_of::<P::Body>(bytes.clone()))).await;
+        let outcome = match &result {
+            Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
+            Err(FetchError::InvalidRequest(_)) => return result,
+            Err(_) => AttemptOutcome::ConnectError,
+        };
+        let mut random = [0u8; 8];
+        platform.fill(&mut random);
+        let elapsed = platform.now().saturating_sub(started);
+        match policy.next_delay(method, attempt, &outcome, elapsed, deadline_ms, u64::from_le_bytes(random)) {
+            Some(delay) => {
+                platform.sleep(std::time::Duration::from_millis(delay)).await;
+                attempt += 1;
+            }
+            None => return result,
+        }
+    }
+}
+
+/// Bytes as a body; no bytes as no body (so no `Content-Length: 0` is invented).
+fn body_of<B: crate::ports::Body>(bytes: bytes::Bytes) -> B {
+    if bytes.is_empty() {
+        B::empty()
+    } else {
+        B::from_bytes(bytes)
+    }
+}
+
+/// Applies a JSON body plan to a successful response. `Err` when the body must be refused
+/// (`on_invalid: bad_gateway`, or an undeclared length past the limit, which cannot be passed
+/// on once read).
+async fn transform_body<B: crate::ports::Body>(
+    response: Response<B>,
+    plan: &crate::config::BodyPlan,
+) -> Result<Response<B>, ()> {
+    let declared = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let pass = plan.on_invalid == OnInvalidBody::PassThrough;
+    if declared.is_some_and(|length| length > plan.max_bytes) {
+        return if pass { Ok(response) } else { Err(()) };
+    }
+    let (mut parts, body) = response.into_parts();
+    let bytes = body.collect(plan.max_bytes).await.map_err(|_| ())?;
+    let transformed = match crate::transform::body::transform_bytes(&plan.ops, &bytes) {
+        Ok(transformed) => {
+            // The JSON was readable, so it was not (or no longer) encoded.
+            parts.headers.remove(http::header::CONTENT_ENCODING);
+            bytes::Bytes::from(transformed)
+        }
+        Err(_) if pass => bytes,
+        Err(_) => return Err(()),
+    };
+    if let Ok(length) = HeaderValue::try_from(transformed.len().to_string()) {
+        parts.headers.insert(CONTENT_LENGTH, length);
+    }
+    Ok(Response::from_parts(parts, B::from_bytes(transformed)))
 }
 
 /// `Some(output)` if `work` finishes first, `None` if `deadline` does.

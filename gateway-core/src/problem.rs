@@ -19,6 +19,12 @@ pub enum ProblemKind {
     BadRequest,
     /// The request body exceeds the route's limit (413).
     PayloadTooLarge,
+    /// The request body is not JSON or fails the route's JSON Schema; the detail names the path (400).
+    InvalidBody,
+    /// The client's address is not allowed on this route (403).
+    IpDenied,
+    /// The upstream's successful answer could not be transformed as the route requires (502).
+    BadUpstreamBody,
     /// A CORS preflight was refused: origin, method or headers not allowed (403).
     CorsRejected,
     /// No valid credential: missing, malformed, expired, wrongly signed (401, with
@@ -51,6 +57,9 @@ impl ProblemKind {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::InvalidBody => StatusCode::BAD_REQUEST,
+            Self::IpDenied => StatusCode::FORBIDDEN,
+            Self::BadUpstreamBody => StatusCode::BAD_GATEWAY,
             Self::CorsRejected => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::InsufficientScope => StatusCode::FORBIDDEN,
@@ -71,6 +80,9 @@ impl ProblemKind {
             Self::MethodNotAllowed => "urn:edgegate:problem:method-not-allowed",
             Self::BadRequest => "urn:edgegate:problem:bad-request",
             Self::PayloadTooLarge => "urn:edgegate:problem:payload-too-large",
+            Self::InvalidBody => "urn:edgegate:problem:invalid-body",
+            Self::IpDenied => "urn:edgegate:problem:ip-denied",
+            Self::BadUpstreamBody => "urn:edgegate:problem:bad-upstream-body",
             Self::CorsRejected => "urn:edgegate:problem:cors-rejected",
             Self::Unauthorized => "urn:edgegate:problem:unauthorized",
             Self::InsufficientScope => "urn:edgegate:problem:insufficient-scope",
@@ -91,6 +103,9 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed",
             Self::BadRequest => "Bad request",
             Self::PayloadTooLarge => "Request body too large",
+            Self::InvalidBody => "Invalid request body",
+            Self::IpDenied => "Address not allowed",
+            Self::BadUpstreamBody => "Upstream answer not transformable",
             Self::CorsRejected => "CORS preflight refused",
             Self::Unauthorized => "Unauthorized",
             Self::InsufficientScope => "Insufficient scope",

@@ -24,6 +24,13 @@ pub(crate) struct CompiledRoute {
     pub auth: Option<usize>,
     /// Indexes into the gateway's rate-limit policies, checked in order.
     pub rate_limits: Box<[usize]>,
+    pub ip: Option<crate::ipfilter::IpFilter>,
+    pub request_edits: Option<crate::transform::edits::HeaderEdits>,
+    pub query: Option<crate::transform::edits::QueryPlan>,
+    pub response_edits: Option<crate::transform::edits::HeaderEdits>,
+    pub body: Option<crate::config::BodyPlan>,
+    pub validate: Option<crate::validate::Schema>,
+    pub retry: Option<crate::resilience::RetryPolicy>,
 }
 
 impl CompiledRoute {

@@ -15,6 +15,7 @@ import { scenarios as staticScenarios } from "./scenarios.mjs";
 import { authScenarios, rotation, IDP_PORT, SECRETS, STORED_CONSUMER } from "./auth.mjs";
 import { startIdp } from "../idp/idp.mjs";
 import { rateLimitChecks } from "./ratelimit.mjs";
+import { transformScenarios } from "./transform.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -99,8 +100,9 @@ function bodyOf(spec) {
 }
 
 /** Sends one raw HTTP/1.1 request (node's fetch forbids Host, TE, Keep-Alive...). */
-export function send(port, { method, path: target, headers = {}, body }) {
-  const { data, chunked } = bodyOf(body);
+export function send(port, { method, path: target, headers = {}, body, json, text }) {
+  const { data, chunked } =
+    json !== undefined ? { data: Buffer.from(JSON.stringify(json)), chunked: false } : text !== undefined ? { data: Buffer.from(text), chunked: false } : bodyOf(body);
   return new Promise((resolve, reject) => {
     const outgoing = { ...headers };
     if (data && !chunked) outgoing["content-length"] = data.length;
@@ -143,7 +145,7 @@ function subset(failures, what, actual, expected) {
 async function main() {
   const upstreams = { a: await startUpstream({ port: 47181, name: "a" }), b: await startUpstream({ port: 47182, name: "b" }) };
   const idp = await startIdp({ port: IDP_PORT });
-  const scenarios = [...staticScenarios, ...(await authScenarios(idp))];
+  const scenarios = [...staticScenarios, ...transformScenarios, ...(await authScenarios(idp))];
   let gateway = runtime === "workers" ? await startWorkers() : await startSpin();
   let failed = 0;
   let checks = 0;
@@ -187,9 +189,10 @@ async function main() {
       if (scenario.upstream) {
         const want = scenario.upstream;
         const got = received.filter((r) => !want.on || r.on === want.on);
-        if (got.length !== 1) failures.push(`upstream ${want.on}: expected exactly one request, got ${got.length}`);
-        else {
-          const [r] = got;
+        const count = want.count ?? 1;
+        if (got.length !== count) failures.push(`upstream ${want.on}: expected ${count} request(s), got ${got.length}`);
+        if (got.length > 0) {
+          const r = got[got.length - 1];
           if (want.method) check(failures, "upstream method", r.method, want.method);
           if (want.url) check(failures, "upstream url", r.url, want.url);
           if (want.bodyLength !== undefined) check(failures, "upstream body length", r.bodyLength, want.bodyLength);

@@ -7,11 +7,13 @@
 //   ANY  /slow?ms=N          answers after N ms (default 5000)
 //   ANY  /status/{code}      answers with that status and a JSON body
 //   ANY  /big?bytes=N        streams N bytes in 16 KiB chunks
+//   ANY  /flaky/{key}?fail=N the first N requests for a key answer 503, the next ones 200
 //   ANY  anything else       echoes the request as JSON
 import http from "node:http";
 
 export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}) {
   const requests = [];
+  const flaky = new Map();
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
@@ -20,7 +22,7 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
       const url = new URL(req.url, "http://upstream");
       requests.push({ method: req.method, url: req.url, path: url.pathname, headers: req.headers, body: body.toString("utf8"), bodyLength: body.length });
       if (!quiet) console.log(`[${name}] ${req.method} ${req.url}`);
-      route(req, res, url, body, name);
+      route(req, res, url, body, name, flaky);
     });
   });
   server.keepAliveTimeout = 60_000;
@@ -38,9 +40,15 @@ function json(res, status, value, headers = {}) {
   res.end(text);
 }
 
-function route(req, res, url, body, name) {
+function route(req, res, url, body, name, flaky) {
   const path = url.pathname;
   let m;
+  if ((m = path.match(/^\/flaky\/([^/]+)$/))) {
+    const seen = (flaky.get(m[1]) ?? 0) + 1;
+    flaky.set(m[1], seen);
+    const failing = seen <= Number(url.searchParams.get("fail") ?? 1);
+    return json(res, failing ? 503 : 200, { attempt: seen, upstream: name });
+  }
   if (path === "/hello") return json(res, 200, { message: "Hello from the edgegate demo upstream", upstream: name });
   if ((m = path.match(/^\/users\/([^/]+)$/))) return json(res, 200, { id: decodeURIComponent(m[1]), name: `User ${m[1]}`, upstream: name });
   if (path === "/users" && req.method === "POST") return json(res, 201, { created: body.toString("utf8"), upstream: name }, { location: "/users/42" });

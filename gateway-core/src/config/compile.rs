@@ -9,6 +9,7 @@ use super::auth::{compile_requirement, compile_schemes};
 use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
 use super::model::{Cors, RouteAuthSetting, RouteCors, RouteRateLimit, RoutesFile};
 use super::ratelimit::{compile_policies, resolve};
+use super::transform;
 use crate::cors::{CorsPolicy, OriginPattern};
 use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};
 use crate::router::Router;
@@ -286,6 +287,33 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             Some(RouteRateLimit::Policies(list)) => resolve(&mut c, &format!("{at}.rate_limit"), list, &policy_names),
         };
 
+        let ip = route.ip.as_ref().map(|lists| transform::ip_filter(&mut c, &format!("{at}.ip"), lists));
+        let request_edits = route
+            .request
+            .as_ref()
+            .and_then(|r| r.headers.as_ref())
+            .map(|edits| transform::header_edits(&mut c, &format!("{at}.request.headers"), edits, &params));
+        let query = route
+            .request
+            .as_ref()
+            .and_then(|r| r.query.as_ref())
+            .map(|policy| transform::query_plan(&mut c, &format!("{at}.request.query"), policy, &params));
+        let response_edits = route
+            .response
+            .as_ref()
+            .and_then(|r| r.headers.as_ref())
+            .map(|edits| transform::header_edits(&mut c, &format!("{at}.response.headers"), edits, &params));
+        let body = route
+            .response
+            .as_ref()
+            .and_then(|r| r.body.as_ref())
+            .map(|body| transform::body_plan(&mut c, &format!("{at}.response.body"), body));
+        let validate = route
+            .validate_body
+            .as_ref()
+            .and_then(|schema| transform::schema(&mut c, &format!("{at}.validate_body"), schema));
+        let retry = route.retry.as_ref().and_then(|retry| transform::retry(&mut c, &format!("{at}.retry"), retry));
+
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
             methods,
@@ -298,6 +326,13 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             cors,
             auth: route_auth,
             rate_limits,
+            ip,
+            request_edits,
+            query,
+            response_edits,
+            body,
+            validate,
+            retry,
         });
     }
     auth.requirements = requirements.into();

@@ -6,6 +6,9 @@ mod compile;
 mod error;
 mod model;
 mod ratelimit;
+mod transform;
+
+pub(crate) use transform::BodyPlan;
 
 pub use compile::{compile, from_json, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 pub use error::{ConfigError, ConfigErrorKind};

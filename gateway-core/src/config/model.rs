@@ -100,6 +100,21 @@ pub struct Route {
     /// `defaults.rate_limit`. `false` turns rate limiting off here.
     #[serde(default)]
     pub rate_limit: Option<RouteRateLimit>,
+    /// Client addresses allowed or denied (CIDR), checked first.
+    #[serde(default)]
+    pub ip: Option<IpLists>,
+    /// Changes made to the request before it goes upstream.
+    #[serde(default)]
+    pub request: Option<RequestTransform>,
+    /// Changes made to the upstream's response.
+    #[serde(default)]
+    pub response: Option<ResponseTransform>,
+    /// A JSON Schema the request body must satisfy (400 naming the failing path otherwise).
+    #[serde(default)]
+    pub validate_body: Option<serde_json::Value>,
+    /// Retries of failed upstream attempts, inside the route's timeout.
+    #[serde(default)]
+    pub retry: Option<Retry>,
 }
 
 /// A route's CORS setting: a policy, or `false` to turn an inherited policy off.
@@ -460,4 +475,123 @@ pub struct QuotaRule {
     pub requests: u64,
     /// `minute`, `hour`, `day` or `month`, aligned to UTC calendar boundaries.
     pub per: String,
+}
+
+/// Client address lists (CIDR, IPv4 and IPv6). Deny wins; with an allow list, only listed
+/// addresses pass.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IpLists {
+    /// Addresses or ranges let through (`10.0.0.0/8`, `2001:db8::/32`, `203.0.113.7`).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Addresses or ranges refused (403).
+    #[serde(default)]
+    pub deny: Vec<String>,
+}
+
+/// Header edits. Values are templates over `{params.x}`, `{claims.path}`, `{consumer.id}`,
+/// `{consumer.name}`, `{consumer.tags}`, `{request.ip}`, `{request.id}`, `{request.method}`,
+/// `{request.path}` and `{header.name}`.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderEdits {
+    /// Headers removed.
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// Headers renamed: old name → new name.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Headers set (replacing any value): name → template.
+    #[serde(default)]
+    pub set: BTreeMap<String, String>,
+    /// Headers added (keeping existing values): name → template.
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+}
+
+/// Changes to the request sent upstream.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestTransform {
+    /// Header edits, applied after authentication's own header changes.
+    #[serde(default)]
+    pub headers: Option<HeaderEdits>,
+    /// What happens to the client's query string.
+    #[serde(default)]
+    pub query: Option<QueryPolicy>,
+}
+
+/// The query-string policy: pass everything (default), only listed names, or all but listed names; plus fixed parameters.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryPolicy {
+    /// Only these parameters pass (zero-trust). Excludes `deny`.
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// These parameters are removed. Excludes `allow`.
+    #[serde(default)]
+    pub deny: Option<Vec<String>>,
+    /// Parameters added: name → template (percent-encoded when rendered).
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+}
+
+/// Changes to the upstream's response.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseTransform {
+    /// Header edits (templates see the request, e.g. `{request.id}`).
+    #[serde(default)]
+    pub headers: Option<HeaderEdits>,
+    /// JSON body operations; without them the body streams through untouched.
+    #[serde(default)]
+    pub body: Option<BodyTransform>,
+}
+
+/// JSON body operations, applied in order: target, allow, deny, rename, group.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BodyTransform {
+    /// Return only the value at this dotted path.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Keep only these dotted paths (through arrays: `items.id`).
+    #[serde(default)]
+    pub allow: Option<Vec<String>>,
+    /// Remove these dotted paths.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Rename: dotted path → new key name.
+    #[serde(default)]
+    pub rename: BTreeMap<String, String>,
+    /// Wrap the result under this key.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Largest body transformed, in bytes (default 1048576).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// A body that is not JSON or is too large: `pass_through` (default) or `bad_gateway` (502).
+    #[serde(default)]
+    pub on_invalid: Option<String>,
+}
+
+/// Retries of failed upstream attempts.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in total, the first included (2–10).
+    pub attempts: u32,
+    /// First backoff in ms, doubled each retry, with full jitter (default 50).
+    #[serde(default)]
+    pub backoff_ms: Option<u64>,
+    /// Largest backoff in ms (default 1000).
+    #[serde(default)]
+    pub max_backoff_ms: Option<u64>,
+    /// Retry POST and PATCH too (default false: only idempotent methods).
+    #[serde(default)]
+    pub non_idempotent: Option<bool>,
+    /// Upstream statuses retried (default 502, 503, 504); connect errors always are.
+    #[serde(default)]
+    pub statuses: Option<Vec<u16>>,
 }

@@ -1,0 +1,3 @@
+//! Request and response transforms.
+pub mod body;
+pub(crate) mod edits;
