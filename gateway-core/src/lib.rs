@@ -19,6 +19,7 @@
 #![allow(async_fn_in_trait)]
 #![forbid(unsafe_code)]
 
+mod aggregate;
 pub mod auth;
 pub mod config;
 mod cors;

@@ -197,7 +197,7 @@ async fn route_and_forward<P: Platform>(
         }
     };
     let route = gateway.routes.get(route_index);
-    let Some(route) = route.filter(|r| gateway.upstreams.get(r.upstream).is_some()) else {
+    let Some(route) = route.filter(|r| r.aggregate.is_some() || gateway.upstreams.get(r.upstream).is_some()) else {
         return Outcome::local(
             problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
             None,
@@ -295,9 +295,7 @@ async fn forward<P: Platform>(
     forwarded_query: Option<String>,
     identity: &crate::auth::Identity,
 ) -> Outcome<P::Body> {
-    let Some((route, upstream)) =
-        gateway.routes.get(route_index).and_then(|r| Some((r, gateway.upstreams.get(r.upstream)?)))
-    else {
+    let Some(route) = gateway.routes.get(route_index) else {
         return Outcome::local(
             problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
             None,
@@ -349,7 +347,11 @@ async fn forward<P: Platform>(
     }
 
     let param_pairs: Vec<(&str, &str)> = params.iter().collect();
-    let client_headers = if route.request_edits.is_some() || route.response_edits.is_some() || route.query.is_some() {
+    let client_headers = if route.request_edits.is_some()
+        || route.response_edits.is_some()
+        || route.query.is_some()
+        || route.aggregate.is_some()
+    {
         headers.clone()
     } else {
         http::HeaderMap::new()
@@ -366,6 +368,37 @@ async fn forward<P: Platform>(
     let client_query = match &forwarded_query {
         Some(query) => Some(query.as_str()).filter(|q| !q.is_empty()),
         None => client_uri.query(),
+    };
+    if let Some(aggregate) = &route.aggregate {
+        let sent = platform.now();
+        let merged = crate::aggregate::run(aggregate, &gateway.upstreams, platform, &context, &client_headers).await;
+        let upstream_ms = Some(platform.now().saturating_sub(sent));
+        return match merged {
+            crate::aggregate::Merged::Complete(mut value, complete) => {
+                if let Some(plan) = &route.body {
+                    value = plan.ops.apply(value);
+                }
+                let mut response = crate::aggregate::respond(&value, complete);
+                if let Some(edits) = &route.response_edits {
+                    edits.apply(response.headers_mut(), &context);
+                }
+                Outcome {
+                    upstream_ms,
+                    upstream_status: Some(200),
+                    ..Outcome::local(response, Some(route_index), route.cors)
+                }
+            }
+            crate::aggregate::Merged::RequiredFailed(leg, failure) => {
+                let (kind, what) = match failure {
+                    crate::aggregate::LegFailure::Timeout => (ProblemKind::UpstreamTimeout, "did not answer in time"),
+                    crate::aggregate::LegFailure::Failed => (ProblemKind::UpstreamUnreachable, "failed"),
+                };
+                Outcome { upstream_ms, ..local(kind, &format!("The required part \"{leg}\" {what}.")) }
+            }
+        };
+    }
+    let Some(upstream) = gateway.upstreams.get(route.upstream) else {
+        return local(ProblemKind::Internal, "The gateway could not handle this request.");
     };
     let planned_query = route.query.as_ref().map(|plan| plan.apply(client_query, &context));
     let query = match &planned_query {

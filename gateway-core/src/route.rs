@@ -31,6 +31,8 @@ pub(crate) struct CompiledRoute {
     pub body: Option<crate::config::BodyPlan>,
     pub validate: Option<crate::validate::Schema>,
     pub retry: Option<crate::resilience::RetryPolicy>,
+    /// Several legs merged into one answer instead of one upstream.
+    pub aggregate: Option<crate::aggregate::Aggregate>,
 }
 
 impl CompiledRoute {
@@ -151,6 +153,18 @@ impl UpstreamTarget {
         if let Some(query) = query {
             let _ = write!(target, "?{query}");
         }
+        http::Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
+    }
+
+    /// `base path + path_and_query` on this upstream (aggregation legs render their own path).
+    pub fn uri_for_path(&self, path_and_query: &str) -> Result<http::Uri, http::Error> {
+        let mut target = String::with_capacity(self.base_path.len() + path_and_query.len());
+        target.push_str(&self.base_path);
+        target.push_str(path_and_query);
         http::Uri::builder()
             .scheme(self.scheme.clone())
             .authority(self.authority.clone())

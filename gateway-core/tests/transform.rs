@@ -17,7 +17,7 @@ fn gateway() -> Gateway {
     Gateway::from_json(
         &json!({
           "version": 1,
-          "upstreams": {"a": {"url": "http://a.internal"}},
+          "upstreams": {"a": {"url": "http://a.internal"}, "b": {"url": "https://b.internal/v2"}},
           "routes": [
             {"id": "edit", "match": {"path": "/u/{id}"}, "upstream": "a",
              "request": {"headers": {"set": {"x-id": "{params.id}", "x-ip": "{request.ip}"}, "remove": ["x-debug"], "rename": {"x-old": "x-new"},
@@ -30,7 +30,15 @@ fn gateway() -> Gateway {
              "validate_body": {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer", "minimum": 1}}}},
             {"id": "office", "match": {"path": "/office"}, "upstream": "a", "ip": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.9"]}},
             {"id": "lan", "match": {"path": "/lan"}, "upstream": "a", "ip": {"allow": ["10.0.0.0/8", "203.0.113.0/24"]}},
-            {"id": "retry", "match": {"path": "/r"}, "upstream": "a", "retry": {"attempts": 3, "backoff_ms": 5}}
+            {"id": "retry", "match": {"path": "/r"}, "upstream": "a", "retry": {"attempts": 3, "backoff_ms": 5}},
+            {"id": "home", "match": {"path": "/home/{id}"}, "aggregate": {"legs": [
+              {"name": "user", "upstream": "a", "path": "/users/{params.id}", "group": "user"},
+              {"name": "prefs", "upstream": "b", "path": "/prefs?u={params.id}"},
+              {"name": "ads", "upstream": "a", "path": "/ads", "required": false, "group": "ads"},
+              {"name": "badges", "upstream": "b", "path": "/badges", "required": false, "group": "badges"}]},
+             "response": {"body": {"deny": ["user.secret"]}}},
+            {"id": "strict-home", "match": {"path": "/strict-home"}, "aggregate": {"legs": [
+              {"name": "user", "upstream": "a", "path": "/users/1"}]}}
           ]
         })
         .to_string(),
@@ -167,4 +175,45 @@ fn retries_only_what_may_be_retried() {
         404,
         "a 404 is an answer, not a failure"
     );
+}
+
+#[test]
+fn aggregation_merges_legs_and_marks_a_partial_answer() {
+    let fake = Fake::new()
+        .respond(200, &[], r#"{"id": "7", "secret": "x"}"#)
+        .respond(200, &[], r#"{"theme": "dark", "user": {"plan": "pro"}}"#)
+        .then(Script::Hang)
+        .respond(500, &[], "down");
+    let response = send(&fake, request("GET", "/home/7", &[], FakeBody::Empty));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["gateway-completed"], "false");
+    let body: Value = serde_json::from_str(&response.body().text()).unwrap();
+    assert_eq!(
+        body,
+        json!({"user": {"id": "7", "plan": "pro"}, "theme": "dark"}),
+        "grouped, merged into the root, transformed"
+    );
+    let uris: Vec<String> = fake.received.borrow().iter().map(|r| r.uri().to_string()).collect();
+    assert_eq!(
+        uris,
+        [
+            "http://a.internal/users/7",
+            "https://b.internal/v2/prefs?u=7",
+            "http://a.internal/ads",
+            "https://b.internal/v2/badges"
+        ]
+    );
+
+    let fake = Fake::new().respond(200, &[], "{}").respond(200, &[], "{}").respond(200, &[], r#"{"n": 1}"#).respond(
+        200,
+        &[],
+        "[1]",
+    );
+    let response = send(&fake, request("GET", "/home/7", &[], FakeBody::Empty));
+    assert_eq!(response.headers()["gateway-completed"], "true");
+
+    let fake = Fake::new().then(Script::Unreachable);
+    let response = send(&fake, request("GET", "/strict-home", &[], FakeBody::Empty));
+    assert_eq!(response.status(), 502);
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:upstream-unreachable");
 }

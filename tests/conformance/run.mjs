@@ -143,7 +143,12 @@ function subset(failures, what, actual, expected) {
 }
 
 async function main() {
-  const upstreams = { a: await startUpstream({ port: 47181, name: "a" }), b: await startUpstream({ port: 47182, name: "b" }) };
+  const upstreams = {
+    a: await startUpstream({ port: 47181, name: "a" }),
+    b: await startUpstream({ port: 47182, name: "b" }),
+    c: await startUpstream({ port: 47184, name: "c" }),
+    d: await startUpstream({ port: 47185, name: "d" }),
+  };
   const idp = await startIdp({ port: IDP_PORT });
   const scenarios = [...staticScenarios, ...transformScenarios, ...(await authScenarios(idp))];
   let gateway = runtime === "workers" ? await startWorkers() : await startSpin();
@@ -158,7 +163,9 @@ async function main() {
       checks++;
       sent++;
       try {
+        const started = Date.now();
         response = await send(gateway.port, scenario.request);
+        if (scenario.expect.maxMs !== undefined && Date.now() - started > scenario.expect.maxMs) failures.push(`answered after ${Date.now() - started} ms, more than ${scenario.expect.maxMs}`);
       } catch (error) {
         failures.push(`request failed: ${error.message}`);
       }

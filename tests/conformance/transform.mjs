@@ -4,6 +4,21 @@ const UUID = /^[0-9a-f-]{36}$/;
 
 export const transformScenarios = [
   {
+    name: "aggregation: 4 upstreams, a slow optional leg past its timeout and a failing one: partial, marked, within the deadline",
+    request: { method: "GET", path: "/home/7", headers: { "accept-language": "de" } },
+    expect: {
+      status: 200,
+      maxMs: 1500,
+      headers: { "gateway-completed": "false", "content-type": /application\/json/ },
+      json: { profile: { id: "7", upstream: "a" }, feed: { url: "/v1/users/feed-7", upstream: "b", headers: { "accept-language": "de" } }, ads: null, badges: null },
+    },
+  },
+  {
+    name: "aggregation: a failing required leg is a 502 problem naming it",
+    request: { method: "GET", path: "/home-strict/7" },
+    expect: { status: 502, problem: "upstream-unreachable", json: { detail: /"badges"/ } },
+  },
+  {
     name: "request headers: set from templates, removed, renamed; query allow-list plus a fixed parameter",
     request: { method: "GET", path: "/tx/users/42?page=2&debug=1&token=x", headers: { "x-debug": "1", "x-old": "v", "x-user-id-param": "spoofed" } },
     expect: { status: 200 },

@@ -194,16 +194,33 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         }
         headers.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
 
-        let upstream = match upstream_index.get(route.upstream.as_str()) {
-            Some(&u) => u,
-            None => {
-                let error = c.error(
-                    Kind::UnknownUpstream,
-                    format!("{at}.upstream"),
-                    format!("unknown upstream \"{}\"", route.upstream),
-                );
-                error.hint = did_you_mean(&route.upstream, file.upstreams.keys().map(String::as_str))
-                    .or_else(|| Some("declare it under \"upstreams\"".into()));
+        let upstream = match (&route.upstream, &route.aggregate) {
+            (Some(name), None) => match upstream_index.get(name.as_str()) {
+                Some(&u) => u,
+                None => {
+                    let error = c.error(
+                        Kind::UnknownUpstream,
+                        format!("{at}.upstream"),
+                        format!("unknown upstream \"{name}\""),
+                    );
+                    error.hint = did_you_mean(name, file.upstreams.keys().map(String::as_str))
+                        .or_else(|| Some("declare it under \"upstreams\"".into()));
+                    usize::MAX
+                }
+            },
+            (None, Some(_)) => usize::MAX,
+            (Some(_), Some(_)) => {
+                c.error(
+                    Kind::InvalidValue,
+                    format!("{at}.aggregate"),
+                    "\"upstream\" and \"aggregate\" exclude each other",
+                )
+                .hint = Some("an aggregate names an upstream per leg".into());
+                usize::MAX
+            }
+            (None, None) => {
+                c.error(Kind::MissingField, format!("{at}"), "missing required field \"upstream\"").hint =
+                    Some("name an upstream, or give \"aggregate\" legs".into());
                 usize::MAX
             }
         };
@@ -313,6 +330,10 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             .as_ref()
             .and_then(|schema| transform::schema(&mut c, &format!("{at}.validate_body"), schema));
         let retry = route.retry.as_ref().and_then(|retry| transform::retry(&mut c, &format!("{at}.retry"), retry));
+        let timeout = Duration::from_millis(timeout_ms);
+        let aggregate = route.aggregate.as_ref().and_then(|aggregate| {
+            transform::aggregate(&mut c, &format!("{at}.aggregate"), aggregate, &params, &upstream_index, timeout)
+        });
 
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
@@ -321,7 +342,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             headers: headers.into(),
             upstream,
             path: path_plan,
-            timeout: Duration::from_millis(timeout_ms),
+            timeout,
             max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
             cors,
             auth: route_auth,
@@ -333,6 +354,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             body,
             validate,
             retry,
+            aggregate,
         });
     }
     auth.requirements = requirements.into();

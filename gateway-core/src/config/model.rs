@@ -75,8 +75,9 @@ pub struct Route {
     /// What a request must look like to take this route.
     #[serde(rename = "match")]
     pub matcher: Match,
-    /// Name of an entry in `upstreams`.
-    pub upstream: String,
+    /// Name of an entry in `upstreams`. Required unless the route aggregates.
+    #[serde(default)]
+    pub upstream: Option<String>,
     /// Literal prefix of `match.path` removed before forwarding. Excludes `rewrite`.
     #[serde(default)]
     pub strip_prefix: Option<String>,
@@ -115,6 +116,9 @@ pub struct Route {
     /// Retries of failed upstream attempts, inside the route's timeout.
     #[serde(default)]
     pub retry: Option<Retry>,
+    /// Call several upstreams in parallel and answer with their merged JSON (instead of `upstream`).
+    #[serde(default)]
+    pub aggregate: Option<Aggregate>,
 }
 
 /// A route's CORS setting: a policy, or `false` to turn an inherited policy off.
@@ -594,4 +598,47 @@ pub struct Retry {
     /// Upstream statuses retried (default 502, 503, 504); connect errors always are.
     #[serde(default)]
     pub statuses: Option<Vec<u16>>,
+}
+
+/// Several backend legs called in parallel, merged into one JSON answer. A failed optional leg
+/// is left out and the answer carries `Gateway-Completed: false`; a failed required leg makes
+/// the route answer 502 (504 when it timed out).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Aggregate {
+    /// The legs, merged in this order.
+    pub legs: Vec<AggregateLeg>,
+    /// The whole answer's deadline in ms (default: the route's timeout).
+    #[serde(default)]
+    pub deadline_ms: Option<u64>,
+}
+
+/// One backend call of an aggregate.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateLeg {
+    /// Name used in errors and logs (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Name of an entry in `upstreams`.
+    pub upstream: String,
+    /// Path (and query) on that upstream: a template over `{params.x}`, `{claims.path}`, ...
+    pub path: String,
+    /// Method (default GET).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Whether the whole answer fails without this leg (default true).
+    #[serde(default)]
+    pub required: Option<bool>,
+    /// This leg's timeout in ms (default: the deadline).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Put this leg's JSON under this key; absent: merge it into the root object.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Client request headers passed to this leg.
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
+    /// Headers set on this leg's request: name → template.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
