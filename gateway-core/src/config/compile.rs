@@ -219,7 +219,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
                 usize::MAX
             }
             (None, None) => {
-                c.error(Kind::MissingField, format!("{at}"), "missing required field \"upstream\"").hint =
+                c.error(Kind::MissingField, at.clone(), "missing required field \"upstream\"").hint =
                     Some("name an upstream, or give \"aggregate\" legs".into());
                 usize::MAX
             }
