@@ -62,7 +62,7 @@ type LegFuture<'a> = Pin<Box<dyn Future<Output = Result<Value, LegFailure>> + 'a
 /// Runs every leg in parallel within the deadline and merges what came back in leg order.
 pub(crate) async fn run<P: Platform>(
     aggregate: &Aggregate,
-    upstreams: &[crate::route::UpstreamTarget],
+    targets: &[Option<&crate::route::UpstreamTarget>],
     platform: &P,
     context: &Context<'_>,
     forwarded: &HeaderMap,
@@ -70,7 +70,8 @@ pub(crate) async fn run<P: Platform>(
     let mut legs: Vec<Option<LegFuture<'_>>> = aggregate
         .legs
         .iter()
-        .map(|leg| Some(Box::pin(call(leg, upstreams, platform, context, forwarded)) as LegFuture<'_>))
+        .zip(targets)
+        .map(|(leg, target)| Some(Box::pin(call(leg, *target, platform, context, forwarded)) as LegFuture<'_>))
         .collect();
     let mut results: Vec<Option<Result<Value, LegFailure>>> = vec![None; legs.len()];
     let mut deadline = std::pin::pin!(platform.sleep(aggregate.deadline));
@@ -114,12 +115,12 @@ pub(crate) async fn run<P: Platform>(
 
 async fn call<P: Platform>(
     leg: &Leg,
-    upstreams: &[crate::route::UpstreamTarget],
+    upstream: Option<&crate::route::UpstreamTarget>,
     platform: &P,
     context: &Context<'_>,
     forwarded: &HeaderMap,
 ) -> Result<Value, LegFailure> {
-    let upstream = upstreams.get(leg.upstream).ok_or(LegFailure::Failed)?;
+    let upstream = upstream.ok_or(LegFailure::Failed)?;
     let (path, missing) = leg.path.render(|p| context.lookup(p));
     if missing {
         return Err(LegFailure::Failed);

@@ -48,7 +48,12 @@ use route::{CompiledRoute, UpstreamTarget};
 pub struct Gateway {
     router: router::Router,
     routes: Box<[CompiledRoute]>,
+    /// Every target of every upstream, flat.
     upstreams: Box<[UpstreamTarget]>,
+    /// The named upstreams, by the index routes hold.
+    pools: Box<[route::Pool]>,
+    /// Round-robin counters and breakers, per isolate; never locked across an await.
+    pool_state: std::sync::Mutex<Vec<route::PoolState>>,
     cors: Box<[CorsPolicy]>,
     default_cors: Option<usize>,
     auth: auth::policy::AuthPolicies,
@@ -60,6 +65,35 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// The order to try a pool's targets in (pool-local indexes), advancing its round-robin counter.
+    fn target_order(&self, pool: usize, random: u64, sticky: Option<u64>) -> Vec<usize> {
+        let Some(spec) = self.pools.get(pool) else { return Vec::new() };
+        let counter = {
+            let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            state.get_mut(pool).map_or(0, |s| {
+                s.counter = s.counter.wrapping_add(1);
+                s.counter
+            })
+        };
+        resilience::order(spec.balance, &spec.weights, random, counter, sticky)
+    }
+
+    /// Whether the breaker of a pool's target lets a request through now.
+    fn admit(&self, pool: usize, target: usize, now: ports::UnixMillis) -> bool {
+        let Some(policy) = self.pools.get(pool).and_then(|p| p.breaker.as_ref()) else { return true };
+        let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.get_mut(pool).and_then(|s| s.breakers.get_mut(target)).is_none_or(|b| b.admit(policy, now))
+    }
+
+    /// Reports an attempt's outcome to the target's breaker.
+    fn record(&self, pool: usize, target: usize, now: ports::UnixMillis, success: bool) {
+        let Some(policy) = self.pools.get(pool).and_then(|p| p.breaker.as_ref()) else { return };
+        let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(breaker) = state.get_mut(pool).and_then(|s| s.breakers.get_mut(target)) {
+            breaker.record(policy, now, success);
+        }
+    }
+
     /// Parses and compiles routes.json; every error comes with its JSON path.
     pub fn from_json(text: &str) -> Result<Self, Vec<ConfigError>> {
         config::from_json(text)

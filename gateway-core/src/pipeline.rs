@@ -14,7 +14,7 @@ use crate::hygiene::{self, SERVER_TIMING, X_REQUEST_ID};
 use crate::log::{push_number, AccessRecord};
 use crate::ports::{Body, BodyError, Client, FetchError, Platform};
 use crate::problem::{problem, ProblemKind};
-use crate::resilience::AttemptOutcome;
+use crate::resilience::{cohort_hash, AttemptOutcome};
 use crate::router::RouteMatch;
 use crate::transform::body::OnInvalidBody;
 use crate::transform::edits::Context;
@@ -197,7 +197,7 @@ async fn route_and_forward<P: Platform>(
         }
     };
     let route = gateway.routes.get(route_index);
-    let Some(route) = route.filter(|r| r.aggregate.is_some() || gateway.upstreams.get(r.upstream).is_some()) else {
+    let Some(route) = route.filter(|r| r.aggregate.is_some() || gateway.pools.get(r.upstream).is_some()) else {
         return Outcome::local(
             problem(ProblemKind::Internal, "The gateway could not handle this request.", request_id_str),
             None,
@@ -351,6 +351,7 @@ async fn forward<P: Platform>(
         || route.response_edits.is_some()
         || route.query.is_some()
         || route.aggregate.is_some()
+        || gateway.pools.get(route.upstream).is_some_and(|pool| pool.sticky.is_some())
     {
         headers.clone()
     } else {
@@ -371,7 +372,16 @@ async fn forward<P: Platform>(
     };
     if let Some(aggregate) = &route.aggregate {
         let sent = platform.now();
-        let merged = crate::aggregate::run(aggregate, &gateway.upstreams, platform, &context, &client_headers).await;
+        let targets: Vec<Option<&crate::route::UpstreamTarget>> = aggregate
+            .legs
+            .iter()
+            .map(|leg| {
+                let order = gateway.target_order(leg.upstream, random_u64(platform), None);
+                let pool = gateway.pools.get(leg.upstream)?;
+                order.first().and_then(|k| pool.targets.get(*k)).and_then(|t| gateway.upstreams.get(*t))
+            })
+            .collect();
+        let merged = crate::aggregate::run(aggregate, &targets, platform, &context, &client_headers).await;
         let upstream_ms = Some(platform.now().saturating_sub(sent));
         return match merged {
             crate::aggregate::Merged::Complete(mut value, complete) => {
@@ -397,18 +407,24 @@ async fn forward<P: Platform>(
             }
         };
     }
-    let Some(upstream) = gateway.upstreams.get(route.upstream) else {
+    let Some(pool) = gateway.pools.get(route.upstream) else {
         return local(ProblemKind::Internal, "The gateway could not handle this request.");
     };
+    let sticky = pool.sticky.as_ref().and_then(|key| sticky_value(key, &context)).map(|v| cohort_hash(&v));
+    let order = gateway.target_order(route.upstream, random_u64(platform), sticky);
     let planned_query = route.query.as_ref().map(|plan| plan.apply(client_query, &context));
     let query = match &planned_query {
         Some(planned) => planned.as_deref(),
         None => client_query,
     };
-    let uri = match upstream.uri_for(&route.path, path, params, query) {
-        Ok(uri) => uri,
-        Err(_) => return local(ProblemKind::BadRequest, "The request path cannot be forwarded."),
-    };
+    let mut candidates = Vec::with_capacity(order.len());
+    for k in order {
+        let Some(target) = pool.targets.get(k).and_then(|t| gateway.upstreams.get(*t)) else { continue };
+        match target.uri_for(&route.path, path, params, query) {
+            Ok(uri) => candidates.push((k, uri)),
+            Err(_) => return local(ProblemKind::BadRequest, "The request path cannot be forwarded."),
+        }
+    }
     let original_host = authority_of(client_uri, &headers).map(str::to_owned);
     hygiene::strip_hop_by_hop(&mut headers);
     hygiene::set_forwarding(&mut headers, client, original_host.as_deref(), gateway.trust_forwarded);
@@ -419,7 +435,7 @@ async fn forward<P: Platform>(
     }
 
     let sent = platform.now();
-    let attempts = send_with_retries(platform, route, method, uri, headers, body);
+    let attempts = send_with_retries(gateway, platform, route, pool, method, &candidates, headers, body);
     let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
     let upstream_ms = Some(platform.now().saturating_sub(sent));
     match result {
@@ -449,7 +465,13 @@ async fn forward<P: Platform>(
                 principal: None,
             }
         }
-        Some(Err(FetchError::InvalidRequest(_))) => local(ProblemKind::BadRequest, "The request cannot be forwarded."),
+        Some(Err(SendError::Fetch(FetchError::InvalidRequest(_)))) => {
+            local(ProblemKind::BadRequest, "The request cannot be forwarded.")
+        }
+        Some(Err(SendError::CircuitOpen)) => local(
+            ProblemKind::UpstreamCircuitOpen,
+            "The upstream is failing; the gateway stopped sending to it for a while.",
+        ),
         Some(Err(_)) => {
             Outcome { upstream_ms, ..local(ProblemKind::UpstreamUnreachable, "The upstream could not be reached.") }
         }
@@ -470,48 +492,113 @@ enum Sendable<B> {
     Bytes(bytes::Bytes),
 }
 
-/// One attempt, or several when the route retries: each failed attempt that the policy
-/// retries waits its backoff, all inside the route timeout the caller races against.
+/// Why no upstream response came back.
+enum SendError {
+    Fetch(FetchError),
+    /// Every target's breaker is open.
+    CircuitOpen,
+}
+
+/// A uniformly random u64 from the platform's entropy.
+fn random_u64<P: Platform>(platform: &P) -> u64 {
+    let mut bytes = [0u8; 8];
+    platform.fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
+/// The value a sticky key names in this request, if present.
+fn sticky_value(key: &crate::route::StickyKey, context: &Context<'_>) -> Option<String> {
+    match key {
+        crate::route::StickyKey::Claim(path) => match context.identity {
+            crate::auth::Identity::Token { claims } => {
+                path.lookup(claims).and_then(crate::auth::policy::claim_header_text)
+            }
+            _ => None,
+        },
+        crate::route::StickyKey::Header(name) => context.headers.get(name)?.to_str().ok().map(str::to_owned),
+        crate::route::StickyKey::Cookie(name) => context
+            .headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| *k == &**name)
+            .map(|(_, v)| v.to_owned()),
+    }
+}
+
+/// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
+/// next (retries by the route's policy with backoff, or failover without), all inside the
+/// route timeout the caller races against. Every outcome is reported to the target's breaker.
+#[allow(clippy::too_many_arguments)]
 async fn send_with_retries<P: Platform>(
+    gateway: &Gateway,
     platform: &P,
     route: &crate::route::CompiledRoute,
+    pool: &crate::route::Pool,
     method: &Method,
-    uri: http::Uri,
+    candidates: &[(usize, http::Uri)],
     headers: http::HeaderMap,
     body: Sendable<P::Body>,
-) -> Result<Response<P::Body>, FetchError> {
-    let build = |body: P::Body| {
+) -> Result<Response<P::Body>, SendError> {
+    let build = |uri: &http::Uri, body: P::Body| {
         let mut outbound = Request::new(body);
         *outbound.method_mut() = method.clone();
         *outbound.uri_mut() = uri.clone();
         *outbound.headers_mut() = headers.clone();
         outbound
     };
-    let (policy, bytes) = match (route.retry.as_ref(), body) {
-        (Some(policy), Sendable::Bytes(bytes)) => (policy, bytes),
-        (_, Sendable::Bytes(bytes)) => return platform.fetch(build(body_of::<P::Body>(bytes))).await,
-        (_, Sendable::Stream(stream)) => return platform.fetch(build(stream)).await,
+    let failover = pool.balance == crate::resilience::Balance::Failover;
+    let (mut stream, bytes) = match body {
+        Sendable::Stream(stream) => (Some(stream), None),
+        Sendable::Bytes(bytes) => (None, Some(bytes)),
+    };
+    let attempts = match (&route.retry, &bytes) {
+        (Some(policy), Some(_)) => policy.attempts,
+        (None, Some(_)) if failover => u32::try_from(candidates.len()).unwrap_or(1),
+        _ => 1,
     };
     let started = platform.now();
     let deadline_ms = u64::try_from(route.timeout.as_millis()).unwrap_or(u64::MAX);
+    let mut cursor = 0;
     let mut attempt = 1;
     loop {
-        let result = platform.fetch(build(body_of::<P::Body>(bytes.clone()))).await;
+        // The next target (from the cursor on, wrapping) whose breaker admits a request now.
+        let now = platform.now();
+        let pick = (0..candidates.len())
+            .map(|i| (cursor + i) % candidates.len().max(1))
+            .find(|&i| candidates.get(i).is_some_and(|(k, _)| gateway.admit(route.upstream, *k, now)));
+        let Some(index) = pick else { return Err(SendError::CircuitOpen) };
+        let Some((target, uri)) = candidates.get(index) else { return Err(SendError::CircuitOpen) };
+        cursor = index + 1;
+        let body = match (&bytes, stream.take()) {
+            (Some(bytes), _) => body_of::<P::Body>(bytes.clone()),
+            (None, Some(stream)) => stream,
+            (None, None) => P::Body::empty(),
+        };
+        let result = platform.fetch(build(uri, body)).await;
         let outcome = match &result {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
-            Err(FetchError::InvalidRequest(_)) => return result,
+            Err(FetchError::InvalidRequest(_)) => return result.map_err(SendError::Fetch),
             Err(_) => AttemptOutcome::ConnectError,
         };
-        let mut random = [0u8; 8];
-        platform.fill(&mut random);
-        let elapsed = platform.now().saturating_sub(started);
-        match policy.next_delay(method, attempt, &outcome, elapsed, deadline_ms, u64::from_le_bytes(random)) {
-            Some(delay) => {
-                platform.sleep(std::time::Duration::from_millis(delay)).await;
-                attempt += 1;
-            }
-            None => return result,
+        gateway.record(route.upstream, *target, platform.now(), outcome.breaker_success());
+        if attempt >= attempts {
+            return result.map_err(SendError::Fetch);
         }
+        let elapsed = platform.now().saturating_sub(started);
+        let delay = match &route.retry {
+            Some(policy) => policy.next_delay(method, attempt, &outcome, elapsed, deadline_ms, random_u64(platform)),
+            // Failover: the next target at once, on what a retry would also retry.
+            None => matches!(outcome, AttemptOutcome::ConnectError | AttemptOutcome::Status(502..=504)).then_some(0),
+        };
+        match delay {
+            Some(0) => {}
+            Some(delay) => platform.sleep(std::time::Duration::from_millis(delay)).await,
+            None => return result.map_err(SendError::Fetch),
+        }
+        attempt += 1;
     }
 }
 

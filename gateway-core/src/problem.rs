@@ -43,6 +43,8 @@ pub enum ProblemKind {
     RateLimitUnavailable,
     /// The upstream could not be reached (502).
     UpstreamUnreachable,
+    /// Every target of the upstream has its circuit breaker open (503).
+    UpstreamCircuitOpen,
     /// The upstream did not answer within the route's timeout (504).
     UpstreamTimeout,
     /// The gateway failed in a way that is not the client's fault (500).
@@ -69,6 +71,7 @@ impl ProblemKind {
             Self::RateLimitUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::UpstreamUnreachable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::UpstreamCircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -92,6 +95,7 @@ impl ProblemKind {
             Self::RateLimitUnavailable => "urn:edgegate:problem:rate-limit-unavailable",
             Self::UpstreamUnreachable => "urn:edgegate:problem:upstream-unreachable",
             Self::UpstreamTimeout => "urn:edgegate:problem:upstream-timeout",
+            Self::UpstreamCircuitOpen => "urn:edgegate:problem:upstream-circuit-open",
             Self::Internal => "urn:edgegate:problem:internal",
         }
     }
@@ -115,6 +119,7 @@ impl ProblemKind {
             Self::RateLimitUnavailable => "Rate limiter unavailable",
             Self::UpstreamUnreachable => "Upstream unreachable",
             Self::UpstreamTimeout => "Upstream timed out",
+            Self::UpstreamCircuitOpen => "Upstream circuit open",
             Self::Internal => "Internal gateway error",
         }
     }

@@ -172,3 +172,29 @@ impl UpstreamTarget {
             .build()
     }
 }
+
+/// A named upstream: its targets and how one is chosen.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    /// Indexes into the gateway's flat target list.
+    pub targets: Box<[usize]>,
+    pub weights: Box<[u32]>,
+    pub balance: crate::resilience::Balance,
+    pub sticky: Option<StickyKey>,
+    pub breaker: Option<crate::resilience::BreakerPolicy>,
+}
+
+/// What keeps a cohort on one target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StickyKey {
+    Claim(crate::auth::policy::ClaimPath),
+    Header(HeaderName),
+    Cookie(Box<str>),
+}
+
+/// Per-isolate state of a pool: the round-robin counter and a breaker per target.
+#[derive(Debug, Default)]
+pub(crate) struct PoolState {
+    pub counter: u64,
+    pub breakers: Vec<crate::resilience::Breaker>,
+}

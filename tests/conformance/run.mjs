@@ -16,6 +16,7 @@ import { authScenarios, rotation, IDP_PORT, SECRETS, STORED_CONSUMER } from "./a
 import { startIdp } from "../idp/idp.mjs";
 import { rateLimitChecks } from "./ratelimit.mjs";
 import { transformScenarios } from "./transform.mjs";
+import { balanceChecks } from "./balance.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -225,8 +226,9 @@ async function main() {
     }
 
     const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
-    sent += limits.sent;
-    for (const { name, failures } of limits.results) {
+    const balance = await balanceChecks(runtime, (request) => send(gateway.port, request));
+    sent += limits.sent + balance.sent;
+    for (const { name, failures } of [...limits.results, ...balance.results]) {
       checks++;
       if (failures.length) {
         failed++;

@@ -97,6 +97,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     }
 
     let mut upstreams = Vec::new();
+    let mut pools = Vec::new();
     let mut upstream_index = HashMap::new();
     for (name, upstream) in &file.upstreams {
         let path = format!("upstreams.{name}");
@@ -104,14 +105,39 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             c.error(Kind::InvalidValue, &path, format!("invalid upstream name \"{name}\"")).hint =
                 Some("use letters, digits, '-', '_' and '.'".into());
         }
-        match parse_upstream_url(&upstream.url) {
-            Ok(target) => {
-                upstream_index.insert(name.as_str(), upstreams.len());
-                upstreams.push(target);
+        let urls: Vec<(String, &str, u32)> = match (&upstream.url, &upstream.targets) {
+            (Some(url), None) => vec![(format!("{path}.url"), url.as_str(), 1)],
+            (None, Some(targets)) if !targets.is_empty() => targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("{path}.targets[{i}].url"), t.url.as_str(), t.weight.unwrap_or(1)))
+                .collect(),
+            (Some(_), Some(_)) => {
+                c.error(Kind::InvalidValue, format!("{path}.targets"), "\"url\" and \"targets\" exclude each other");
+                continue;
             }
-            Err((reason, hint)) => {
-                c.error(Kind::InvalidValue, format!("{path}.url"), reason).hint = Some(hint.into());
+            _ => {
+                c.error(Kind::MissingField, &path, "missing \"url\" (or a non-empty \"targets\" list)");
+                continue;
             }
+        };
+        let mut members = Vec::new();
+        let mut weights = Vec::new();
+        for (at, url, weight) in urls {
+            match parse_upstream_url(url) {
+                Ok(target) => {
+                    members.push(upstreams.len());
+                    weights.push(weight);
+                    upstreams.push(target);
+                }
+                Err((reason, hint)) => {
+                    c.error(Kind::InvalidValue, at, reason).hint = Some(hint.into());
+                }
+            }
+        }
+        if let Some(pool) = super::transform::pool(&mut c, &path, upstream, members, weights) {
+            upstream_index.insert(name.as_str(), pools.len());
+            pools.push(pool);
         }
     }
 
@@ -365,6 +391,16 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             router,
             routes: routes.into(),
             upstreams: upstreams.into(),
+            pool_state: std::sync::Mutex::new(
+                pools
+                    .iter()
+                    .map(|pool: &crate::route::Pool| crate::route::PoolState {
+                        counter: 0,
+                        breakers: vec![crate::resilience::Breaker::default(); pool.targets.len()],
+                    })
+                    .collect(),
+            ),
+            pools: pools.into(),
             cors: cors_policies.into(),
             default_cors,
             auth,

@@ -62,8 +62,52 @@ pub struct Defaults {
 #[serde(deny_unknown_fields)]
 pub struct Upstream {
     /// Base URL: `http://` or `https://`, a host, an optional port and an optional path
-    /// prefix; no query or fragment.
+    /// prefix; no query or fragment. Excludes `targets`.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Several base URLs for one upstream (canary, replicas, failover). Excludes `url`.
+    #[serde(default)]
+    pub targets: Option<Vec<UpstreamTargetConfig>>,
+    /// How a target is chosen: `weighted` (default), `round_robin` or `failover` (the next
+    /// target is tried on a connect error or 502/503/504).
+    #[serde(default)]
+    pub balance: Option<String>,
+    /// Keep a cohort on one target (weighted only): `claim:<path>`, `header:<name>` or `cookie:<name>`.
+    #[serde(default)]
+    pub sticky: Option<String>,
+    /// Stop sending to a failing target for a while (state per isolate).
+    #[serde(default)]
+    pub breaker: Option<BreakerConfig>,
+}
+
+/// One target of an upstream.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTargetConfig {
+    /// Base URL, as for `url`.
     pub url: String,
+    /// Share of requests with `balance: weighted` (default 1; 0 = only as a fallback).
+    #[serde(default)]
+    pub weight: Option<u32>,
+}
+
+/// A circuit breaker per target: open after too many failures, one probe after the cool-down.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Failure share in percent (connect errors, timeouts, 5xx) that opens the breaker (default 50).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 100))]
+    pub failure_percent: Option<u8>,
+    /// Fewest requests in the window before the breaker may open (default 10).
+    #[serde(default)]
+    pub min_requests: Option<u32>,
+    /// The sliding window in seconds (default 30).
+    #[serde(default)]
+    pub window_s: Option<u64>,
+    /// How long an open breaker refuses before one probe is let through, in seconds (default 15).
+    #[serde(default)]
+    pub cooldown_s: Option<u64>,
 }
 
 /// One route: what it matches and where it forwards.

@@ -284,3 +284,54 @@ pub(super) fn aggregate(
     }
     Some(crate::aggregate::Aggregate { legs: legs.into(), deadline })
 }
+
+pub(super) fn pool(
+    c: &mut Compiler,
+    at: &str,
+    upstream: &super::model::Upstream,
+    targets: Vec<usize>,
+    weights: Vec<u32>,
+) -> Option<crate::route::Pool> {
+    use crate::resilience::{Balance, BreakerPolicy};
+    use crate::route::StickyKey;
+    let before = c.errors.len();
+    let balance = match upstream.balance.as_deref().unwrap_or("weighted") {
+        "weighted" => Balance::Weighted,
+        "round_robin" => Balance::RoundRobin,
+        "failover" => Balance::Failover,
+        other => {
+            c.error(Kind::InvalidValue, format!("{at}.balance"), format!("unknown balance \"{other}\"")).hint =
+                Some("use weighted, round_robin or failover".into());
+            Balance::Weighted
+        }
+    };
+    if balance == Balance::Weighted && !weights.is_empty() && weights.iter().all(|w| *w == 0) {
+        c.error(Kind::InvalidValue, format!("{at}.targets"), "every weight is 0");
+    }
+    let sticky = upstream.sticky.as_deref().and_then(|key| {
+        let parsed = match key.split_once(':') {
+            Some(("claim", path)) => crate::auth::policy::ClaimPath::parse(path).map(StickyKey::Claim),
+            Some(("header", name)) => HeaderName::try_from(name).ok().map(StickyKey::Header),
+            Some(("cookie", name)) if !name.is_empty() => Some(StickyKey::Cookie(name.into())),
+            _ => None,
+        };
+        if parsed.is_none() {
+            c.error(Kind::InvalidValue, format!("{at}.sticky"), format!("invalid sticky key \"{key}\"")).hint =
+                Some("use claim:<path>, header:<name> or cookie:<name>".into());
+        }
+        if balance != Balance::Weighted {
+            c.error(Kind::InvalidValue, format!("{at}.sticky"), "sticky cohorts need balance weighted");
+        }
+        parsed
+    });
+    let breaker = upstream.breaker.as_ref().map(|b| BreakerPolicy {
+        failure_percent: b.failure_percent.unwrap_or(50).clamp(1, 100),
+        min_requests: b.min_requests.unwrap_or(10).max(1),
+        window_ms: b.window_s.unwrap_or(30).max(1).saturating_mul(1000),
+        cooldown_ms: b.cooldown_s.unwrap_or(15).max(1).saturating_mul(1000),
+    });
+    if c.errors.len() > before || targets.is_empty() {
+        return None;
+    }
+    Some(crate::route::Pool { targets: targets.into(), weights: weights.into(), balance, sticky, breaker })
+}

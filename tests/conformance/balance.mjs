@@ -1,0 +1,80 @@
+// Several targets per upstream: a canary split within statistical bounds, stable sticky
+// cohorts, round robin, failover, and (Workers, whose isolates keep state) the circuit breaker.
+const landed = (response) => {
+  try {
+    return JSON.parse(response.body.toString("utf8")).upstream;
+  } catch {
+    return undefined;
+  }
+};
+
+export async function balanceChecks(runtime, sendTo) {
+  const results = [];
+  let sent = 0;
+  const send = (request) => {
+    sent++;
+    return sendTo(request);
+  };
+  const check = async (name, run) => {
+    let failures;
+    try {
+      failures = await run();
+    } catch (error) {
+      failures = [`threw: ${error.message}`];
+    }
+    results.push({ name, failures });
+  };
+
+  await check("a 90/10 canary split lands within bounds over 200 requests", async () => {
+    const counts = { a: 0, b: 0 };
+    for (let i = 0; i < 200; i++) counts[landed(await send({ method: "GET", path: `/lb/canary/echo/${i}` }))]++;
+    // Binomial(200, 0.1): mean 20, sd 4.2; 6 sd either side.
+    return counts.b >= 1 && counts.b <= 46 && counts.a + counts.b === 200 ? [] : [`stable ${counts.a}, canary ${counts.b}`];
+  });
+
+  await check("sticky cohorts: a user stays on one target, users spread over both", async () => {
+    const failures = [];
+    const seen = { a: 0, b: 0 };
+    for (let user = 0; user < 20; user++) {
+      const targets = new Set();
+      for (let i = 0; i < 5; i++) targets.add(landed(await send({ method: "GET", path: "/lb/cohorts/echo", headers: { "x-user": `user-${user}` } })));
+      if (targets.size !== 1) failures.push(`user-${user} landed on ${[...targets]}`);
+      seen[[...targets][0]]++;
+    }
+    if (seen.a === 0 || seen.b === 0) failures.push(`20 users all on one target: ${JSON.stringify(seen)}`);
+    return failures;
+  });
+
+  if (runtime === "workers") {
+    // Round robin needs a counter that outlives a request: per isolate on Workers.
+    await check("round robin alternates targets", async () => {
+      const order = [];
+      for (let i = 0; i < 6; i++) order.push(landed(await send({ method: "GET", path: "/lb/rr/echo" })));
+      const alternating = order.every((t, i) => i === 0 || t !== order[i - 1]);
+      return alternating ? [] : [`order ${order.join(",")}`];
+    });
+  }
+
+  await check("failover: the standby answers when the primary cannot be reached", async () => {
+    const response = await send({ method: "GET", path: "/lb/standby/echo/x" });
+    return response.status === 200 && landed(response) === "a" ? [] : [`${response.status} from ${landed(response)}`];
+  });
+
+  if (runtime === "workers") {
+    await check("the breaker opens after failures and half-opens after the cool-down", async () => {
+      const failures = [];
+      const statuses = [];
+      for (let i = 0; i < 3; i++) statuses.push((await send({ method: "GET", path: "/lb/fragile/status/500" })).status);
+      const open = await send({ method: "GET", path: "/lb/fragile/status/200" });
+      const type = JSON.parse(open.body.toString("utf8") || "{}").type;
+      if (statuses.join() !== "500,500,500") failures.push(`failures passed through as ${statuses.join()}`);
+      if (open.status !== 503 || type !== "urn:edgegate:problem:upstream-circuit-open") failures.push(`while open: ${open.status} ${type}`);
+      await new Promise((r) => setTimeout(r, 2100));
+      const probe = await send({ method: "GET", path: "/lb/fragile/status/200" });
+      const after = await send({ method: "GET", path: "/lb/fragile/status/200" });
+      if (probe.status !== 200 || after.status !== 200) failures.push(`after the cool-down: probe ${probe.status}, then ${after.status}`);
+      return failures;
+    });
+  }
+  return { results, sent };
+}
