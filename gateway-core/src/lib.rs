@@ -71,7 +71,8 @@ impl Gateway {
         let counter = {
             let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             state.get_mut(pool).map_or(0, |s| {
-                s.counter = s.counter.wrapping_add(1);
+                // A fresh isolate (every Spin request) starts at a random target, not always the first.
+                s.counter = if s.counter == 0 { random | 1 } else { s.counter.wrapping_add(1) };
                 s.counter
             })
         };

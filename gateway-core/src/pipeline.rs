@@ -212,6 +212,10 @@ async fn route_and_forward<P: Platform>(
         }
     }
 
+    // Whether the request carried credentials, before authentication strips them (caching).
+    let credentialed =
+        parts.headers.contains_key(http::header::AUTHORIZATION) || parts.headers.contains_key(http::header::COOKIE);
+
     // Authentication comes before the body is read: a refused caller costs no upload.
     let mut forwarded_query = None;
     let mut principal = None;
@@ -267,6 +271,7 @@ async fn route_and_forward<P: Platform>(
         path,
         forwarded_query,
         &identity,
+        credentialed || !matches!(identity, crate::auth::Identity::Anonymous),
     )
     .await;
     outcome.principal = principal;
@@ -294,6 +299,7 @@ async fn forward<P: Platform>(
     path: &str,
     forwarded_query: Option<String>,
     identity: &crate::auth::Identity,
+    credentialed: bool,
 ) -> Outcome<P::Body> {
     let Some(route) = gateway.routes.get(route_index) else {
         return Outcome::local(
@@ -352,6 +358,7 @@ async fn forward<P: Platform>(
         || route.query.is_some()
         || route.aggregate.is_some()
         || gateway.pools.get(route.upstream).is_some_and(|pool| pool.sticky.is_some())
+        || route.cache.is_some()
     {
         headers.clone()
     } else {
@@ -435,6 +442,22 @@ async fn forward<P: Platform>(
     }
 
     let sent = platform.now();
+    let cache = match &route.cache {
+        None => CacheState::Off,
+        Some(policy) if *method != Method::GET || (credentialed && !policy.credentialed) => CacheState::Bypass,
+        Some(_) if !platform.cache_available() => CacheState::Unavailable,
+        Some(policy) => {
+            let key = cache_key(policy, original_host.as_deref(), path, client_query, &client_headers);
+            if let Some(mut hit) = platform.cache_match(&key).await {
+                if let Some(edits) = &route.response_edits {
+                    edits.apply(hit.headers_mut(), &context);
+                }
+                hit.headers_mut().insert(&CACHE_STATUS, HeaderValue::from_static("edgegate; hit"));
+                return Outcome::local(hit, Some(route_index), route.cors);
+            }
+            CacheState::Miss(key)
+        }
+    };
     let attempts = send_with_retries(gateway, platform, route, pool, method, &candidates, headers, body);
     let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
     let upstream_ms = Some(platform.now().saturating_sub(sent));
@@ -455,6 +478,22 @@ async fn forward<P: Platform>(
                         };
                     }
                 };
+            }
+            let status = match (cache, &route.cache) {
+                (CacheState::Off, _) | (_, None) => None,
+                (CacheState::Bypass, _) => Some("edgegate; fwd=bypass"),
+                (CacheState::Unavailable, _) => Some("edgegate; fwd=uri-miss; detail=no-edge-cache"),
+                (CacheState::Miss(key), Some(policy)) => match storable_ttl(policy, &response) {
+                    Some(ttl) => {
+                        let (sent, stored) = platform.cache_put(&key, response, ttl).await;
+                        response = sent;
+                        Some(if stored { "edgegate; fwd=uri-miss; stored" } else { "edgegate; fwd=uri-miss" })
+                    }
+                    None => Some("edgegate; fwd=uri-miss"),
+                },
+            };
+            if let Some(status) = status {
+                response.headers_mut().insert(&CACHE_STATUS, HeaderValue::from_static(status));
             }
             Outcome {
                 upstream_status,
@@ -490,6 +529,81 @@ async fn forward<P: Platform>(
 enum Sendable<B> {
     Stream(B),
     Bytes(bytes::Bytes),
+}
+
+/// `Cache-Status` (RFC 9211).
+static CACHE_STATUS: http::HeaderName = http::HeaderName::from_static("cache-status");
+
+/// Where a cacheable request stands.
+enum CacheState {
+    Off,
+    /// Not a GET, or it carried credentials.
+    Bypass,
+    /// The platform has no edge cache (Spin).
+    Unavailable,
+    /// Looked up, not found: store the answer under this key if it may be stored.
+    Miss(String),
+}
+
+/// The cache key: the URL the client asked for, plus the values of the `vary` headers.
+fn cache_key(
+    policy: &crate::route::CachePolicy,
+    host: Option<&str>,
+    path: &str,
+    query: Option<&str>,
+    headers: &http::HeaderMap,
+) -> String {
+    let mut key = format!("https://{}{path}", host.unwrap_or("edgegate.invalid"));
+    let mut separator = '?';
+    if let Some(query) = query {
+        key.push('?');
+        key.push_str(query);
+        separator = '&';
+    }
+    for name in policy.vary.iter() {
+        key.push(separator);
+        separator = '&';
+        key.push_str("edgegate-vary-");
+        key.push_str(name.as_str());
+        key.push('=');
+        for value in headers.get_all(name) {
+            for byte in value.as_bytes() {
+                if byte.is_ascii_alphanumeric() {
+                    key.push(char::from(*byte));
+                } else {
+                    key.push('%');
+                    crate::hygiene::push_hex(&mut key, &[*byte]);
+                }
+            }
+        }
+    }
+    key
+}
+
+/// How long an answer may be stored: only a 200 without `no-store`/`private` (and without
+/// `Set-Cookie`, unless allowed), for the route's TTL or the upstream's `s-maxage`/`max-age`.
+fn storable_ttl<B>(policy: &crate::route::CachePolicy, response: &Response<B>) -> Option<u64> {
+    if response.status() != http::StatusCode::OK {
+        return None;
+    }
+    let headers = response.headers();
+    if !policy.set_cookie && headers.contains_key(http::header::SET_COOKIE) {
+        return None;
+    }
+    let cache_control = headers.get(http::header::CACHE_CONTROL).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let mut max_age = None;
+    let mut shared_max_age = None;
+    for directive in cache_control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+        if directive == "no-store" || directive == "private" {
+            return None;
+        }
+        if let Some(value) = directive.strip_prefix("s-maxage=") {
+            shared_max_age = value.parse::<u64>().ok();
+        } else if let Some(value) = directive.strip_prefix("max-age=") {
+            max_age = value.parse::<u64>().ok();
+        }
+    }
+    policy.ttl_s.or(shared_max_age).or(max_age).filter(|ttl| *ttl > 0)
 }
 
 /// Why no upstream response came back.

@@ -214,12 +214,26 @@ pub trait Limiter {
     ) -> Result<crate::ratelimit::decide::Decision, StoreError>;
 }
 
+/// An HTTP cache at the edge, keyed by URL (the Workers Cache API). Spin has none.
+pub trait EdgeCache: Fetch {
+    /// Whether the platform has a cache; without one every cacheable request is a miss.
+    fn cache_available(&self) -> bool;
+    /// The stored response for `key`, if any and still fresh.
+    async fn cache_match(&self, key: &str) -> Option<Response<Self::Body>>;
+    /// Stores a copy of `response` under `key` for `ttl_s` seconds; returns the response to
+    /// send and whether it was stored.
+    async fn cache_put(&self, key: &str, response: Response<Self::Body>, ttl_s: u64) -> (Response<Self::Body>, bool);
+}
+
 /// Everything the pipeline needs from a platform.
 pub trait Platform:
-    Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter
+    Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter + EdgeCache
 {
 }
-impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter> Platform for T {}
+impl<T: Fetch + Clock + Sleep + Entropy + AccessLog + Secrets + Store + SignatureVerifier + Limiter + EdgeCache>
+    Platform for T
+{
+}
 
 /// What the runtime (not the client) says about the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,16 @@ pub(crate) struct CompiledRoute {
     pub retry: Option<crate::resilience::RetryPolicy>,
     /// Several legs merged into one answer instead of one upstream.
     pub aggregate: Option<crate::aggregate::Aggregate>,
+    pub cache: Option<CachePolicy>,
+}
+
+/// A route's edge-cache policy.
+#[derive(Debug, Clone)]
+pub(crate) struct CachePolicy {
+    pub ttl_s: Option<u64>,
+    pub vary: Box<[HeaderName]>,
+    pub credentialed: bool,
+    pub set_cookie: bool,
 }
 
 impl CompiledRoute {

@@ -217,3 +217,29 @@ fn aggregation_merges_legs_and_marks_a_partial_answer() {
     assert_eq!(response.status(), 502);
     assert_eq!(problem_type(&response), "urn:edgegate:problem:upstream-unreachable");
 }
+
+#[test]
+fn edge_cache_hit_miss_bypass() {
+    let gateway = Gateway::from_json(
+        &json!({"version": 1, "upstreams": {"a": {"url": "http://a.internal"}},
+                "routes": [{"id": "c", "match": {"path": "/c/{*rest}"}, "upstream": "a", "cache": {"vary": ["accept-language"]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    let fake = Fake::new()
+        .respond(200, &[("cache-control", "public, max-age=30")], "one")
+        .respond(200, &[("cache-control", "no-store")], "two")
+        .respond(200, &[("cache-control", "max-age=30"), ("set-cookie", "s=1")], "three")
+        .respond(200, &[("cache-control", "max-age=30")], "four");
+    let get = |path: &str, headers: &[(&str, &str)]| {
+        block_on(handle(&gateway, &fake, request("GET", path, headers, FakeBody::Empty), &CLIENT))
+    };
+    let status = |r: &Response<FakeBody>| r.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert_eq!(status(&get("/c/x", &[("accept-language", "en")])), "edgegate; fwd=uri-miss; stored");
+    let hit = get("/c/x", &[("accept-language", "en")]);
+    assert_eq!((status(&hit), hit.body().text()), ("edgegate; hit".to_owned(), "one".to_owned()));
+    assert_eq!(status(&get("/c/x", &[("accept-language", "de")])), "edgegate; fwd=uri-miss", "no-store");
+    assert_eq!(status(&get("/c/y", &[])), "edgegate; fwd=uri-miss", "Set-Cookie is never stored");
+    assert_eq!(status(&get("/c/x", &[("accept-language", "en"), ("cookie", "s=1")])), "edgegate; fwd=bypass");
+    assert_eq!(fake.received.borrow().len(), 4);
+}

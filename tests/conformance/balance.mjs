@@ -76,5 +76,28 @@ export async function balanceChecks(runtime, sendTo) {
       return failures;
     });
   }
+  await check(runtime === "workers" ? "edge cache: miss then hit, Vary, bypass with credentials, never Set-Cookie" : "edge cache: Spin has none, and Cache-Status says so", async () => {
+    const failures = [];
+    const path = `/cached/echo/${process.pid}-${Date.now()}`;
+    const status = (r) => r.headers["cache-status"];
+    const first = await send({ method: "GET", path, headers: { "accept-language": "en" } });
+    const second = await send({ method: "GET", path, headers: { "accept-language": "en" } });
+    const other = await send({ method: "GET", path, headers: { "accept-language": "de" } });
+    const credentialed = await send({ method: "GET", path, headers: { "accept-language": "en", authorization: "Bearer x" } });
+    const cookie = await send({ method: "GET", path: `/cached/status/200?${Date.now()}` });
+    const cookieAgain = await send({ method: "GET", path: `/cached/status/200?${Date.now() - 1}` });
+    if (runtime === "workers") {
+      if (status(first) !== "edgegate; fwd=uri-miss; stored") failures.push(`first: ${status(first)}`);
+      if (status(second) !== "edgegate; hit") failures.push(`second: ${status(second)}`);
+      if (second.body.toString() !== first.body.toString()) failures.push("the hit's body differs from the stored answer");
+      if (status(other) !== "edgegate; fwd=uri-miss; stored") failures.push(`another accept-language: ${status(other)}`);
+      if (status(credentialed) !== "edgegate; fwd=bypass") failures.push(`with credentials: ${status(credentialed)}`);
+      if (status(cookie) !== "edgegate; fwd=uri-miss" || status(cookieAgain) !== "edgegate; fwd=uri-miss") failures.push(`Set-Cookie answers: ${status(cookie)} / ${status(cookieAgain)}`);
+    } else {
+      for (const r of [first, second, other]) if (status(r) !== "edgegate; fwd=uri-miss; detail=no-edge-cache") failures.push(`Spin: ${status(r)}`);
+      if (status(credentialed) !== "edgegate; fwd=bypass") failures.push(`with credentials: ${status(credentialed)}`);
+    }
+    return failures;
+  });
   return { results, sent };
 }

@@ -361,6 +361,31 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             transform::aggregate(&mut c, &format!("{at}.aggregate"), aggregate, &params, &upstream_index, timeout)
         });
 
+        let cache = route.cache.as_ref().map(|cache| crate::route::CachePolicy {
+            ttl_s: cache.ttl_s,
+            vary: cache
+                .vary
+                .iter()
+                .enumerate()
+                .filter_map(|(i, name)| match HeaderName::try_from(name.as_str()) {
+                    Ok(name) => Some(name),
+                    Err(_) => {
+                        c.error(
+                            Kind::InvalidValue,
+                            format!("{at}.cache.vary[{i}]"),
+                            format!("invalid header name \"{name}\""),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+            credentialed: cache.cache_credentialed.unwrap_or(false),
+            set_cookie: cache.cache_set_cookie.unwrap_or(false),
+        });
+        if cache.is_some() && route.aggregate.is_some() {
+            c.error(Kind::InvalidValue, format!("{at}.cache"), "aggregate answers are not cached");
+        }
+
         routes.push(CompiledRoute {
             id: route.id.as_str().into(),
             methods,
@@ -381,6 +406,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             validate,
             retry,
             aggregate,
+            cache,
         });
     }
     auth.requirements = requirements.into();

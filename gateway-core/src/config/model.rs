@@ -163,6 +163,29 @@ pub struct Route {
     /// Call several upstreams in parallel and answer with their merged JSON (instead of `upstream`).
     #[serde(default)]
     pub aggregate: Option<Aggregate>,
+    /// Cache GET answers at the edge (Workers Cache API; Spin has no edge cache).
+    #[serde(default)]
+    pub cache: Option<CacheConfig>,
+}
+
+/// Edge caching of GET answers.
+#[derive(Debug, Clone, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Seconds to keep an answer, overriding the upstream's `Cache-Control: max-age`. Absent:
+    /// the upstream's `s-maxage` or `max-age` decides, and an answer without one is not stored.
+    #[serde(default)]
+    pub ttl_s: Option<u64>,
+    /// Request headers that are part of the cache key (e.g. `accept-language`).
+    #[serde(default)]
+    pub vary: Vec<String>,
+    /// Also cache answers to requests that carried credentials (Authorization, Cookie, an API
+    /// key): they are then shared by every caller with the same key. Default false.
+    #[serde(default)]
+    pub cache_credentialed: Option<bool>,
+    /// Also cache answers that set cookies. Default false.
+    #[serde(default)]
+    pub cache_set_cookie: Option<bool>,
 }
 
 /// A route's CORS setting: a policy, or `false` to turn an inherited policy off.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Clock, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier, Sleep, Store,
-    StoreError, UnixMillis,
+    AccessLog, Body, BodyError, Clock, EdgeCache, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier,
+    Sleep, Store, StoreError, UnixMillis,
 };
 use http::{Request, Response, StatusCode};
 
@@ -77,6 +77,8 @@ pub struct Fake {
     /// Rate-limit states by key; `limiter_down` makes the limiter fail.
     pub limits: RefCell<HashMap<String, gateway_core::ratelimit::decide::State>>,
     pub limiter_down: Cell<bool>,
+    /// The edge cache: key → (status, headers, body).
+    pub cache: RefCell<HashMap<String, (u16, http::HeaderMap, String)>>,
 }
 
 impl Fake {
@@ -92,6 +94,7 @@ impl Fake {
             native_calls: Cell::new(0),
             limits: RefCell::new(HashMap::new()),
             limiter_down: Cell::new(false),
+            cache: RefCell::new(HashMap::new()),
         }
     }
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
@@ -191,5 +194,22 @@ impl Limiter for Fake {
             gateway_core::ratelimit::decide::decide(&request.rules, limits.get(key), request.now, request.cost);
         limits.insert(key.to_owned(), state);
         Ok(decision)
+    }
+}
+impl EdgeCache for Fake {
+    fn cache_available(&self) -> bool {
+        true
+    }
+    async fn cache_match(&self, key: &str) -> Option<Response<FakeBody>> {
+        let (status, headers, body) = self.cache.borrow().get(key).cloned()?;
+        let mut response = Response::new(FakeBody::Bytes(Bytes::from(body)));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap();
+        *response.headers_mut() = headers;
+        Some(response)
+    }
+    async fn cache_put(&self, key: &str, response: Response<FakeBody>, _ttl_s: u64) -> (Response<FakeBody>, bool) {
+        let stored = (response.status().as_u16(), response.headers().clone(), response.body().text());
+        self.cache.borrow_mut().insert(key.to_owned(), stored);
+        (response, true)
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gateway_core::ports::{
-    AccessLog, Body, BodyError, Client, Clock, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier, Sleep,
-    Store, StoreError, UnixMillis,
+    AccessLog, Body, BodyError, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, Limiter, Secrets,
+    SignatureVerifier, Sleep, Store, StoreError, UnixMillis,
 };
 use http::{Request, Response};
 
@@ -84,6 +84,18 @@ impl Limiter for Fakes {
         _: &gateway_core::ratelimit::LimitRequest,
     ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
         Err(StoreError::Unavailable)
+    }
+}
+
+impl EdgeCache for Fakes {
+    fn cache_available(&self) -> bool {
+        false
+    }
+    async fn cache_match(&self, _: &str) -> Option<Response<FakeBody>> {
+        None
+    }
+    async fn cache_put(&self, _: &str, response: Response<FakeBody>, _: u64) -> (Response<FakeBody>, bool) {
+        (response, false)
     }
 }
 

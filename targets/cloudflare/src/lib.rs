@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use gateway_core::auth::jwt::{Algorithm, VerifyingKey};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
+    AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
     SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
@@ -179,12 +179,55 @@ impl Fetch for Workers {
         guard.0 = None;
         let response: web_sys::Response =
             response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
-        let body = response.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
-        let mut out = Response::new(body);
-        *out.status_mut() = http::StatusCode::from_u16(response.status())
-            .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
-        *out.headers_mut() = headers_from_web(&response.headers());
-        Ok(out)
+        from_web_response(&response).ok_or_else(|| FetchError::Unreachable("invalid status".into()))
+    }
+}
+
+/// A JS response as `http` types; its body stays the JS stream.
+fn from_web_response(response: &web_sys::Response) -> Option<Response<JsBody>> {
+    let body = response.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
+    let mut out = Response::new(body);
+    *out.status_mut() = http::StatusCode::from_u16(response.status()).ok()?;
+    *out.headers_mut() = headers_from_web(&response.headers());
+    Some(out)
+}
+
+/// `caches.default`, the Workers cache of this data center.
+fn default_cache() -> Option<web_sys::Cache> {
+    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    let caches = global.caches().ok()?;
+    js_sys::Reflect::get(&caches, &JsValue::from_str("default")).ok()?.dyn_into().ok()
+}
+
+impl EdgeCache for Workers {
+    fn cache_available(&self) -> bool {
+        true
+    }
+
+    async fn cache_match(&self, key: &str) -> Option<Response<JsBody>> {
+        let found = JsFuture::from(default_cache()?.match_with_str(key)).await.ok()?;
+        let response: web_sys::Response = found.dyn_into().ok()?;
+        from_web_response(&response)
+    }
+
+    async fn cache_put(&self, key: &str, response: Response<JsBody>, ttl_s: u64) -> (Response<JsBody>, bool) {
+        let Some(cache) = default_cache() else { return (response, false) };
+        let Ok(web) = into_web(response) else {
+            return (Response::new(JsBody::Empty), false);
+        };
+        // The cache reads its copy's Cache-Control; the client's copy keeps the upstream's.
+        let stored = match web.clone() {
+            Ok(copy) => {
+                let _ = copy.headers().set("cache-control", &format!("public, max-age={ttl_s}"));
+                let _ = copy.headers().delete("set-cookie");
+                JsFuture::from(cache.put_with_str(key, &copy)).await.is_ok()
+            }
+            Err(_) => false,
+        };
+        match from_web_response(&web) {
+            Some(response) => (response, stored),
+            None => (Response::new(JsBody::Empty), stored),
+        }
     }
 }
 

@@ -11,8 +11,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::{SinkExt, StreamExt};
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, Entropy, Fetch, FetchError, LimitedBuffer, Limiter, Secrets,
-    SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Limiter,
+    Secrets, SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -342,3 +342,18 @@ impl Limiter for SpinPlatform {
 
 /// Bounds the retries of a contended compare-and-swap.
 const MAX_CAS_ATTEMPTS: usize = 64;
+
+/// Spin has no edge cache: cacheable requests are misses, and `Cache-Status` says so.
+impl EdgeCache for SpinPlatform {
+    fn cache_available(&self) -> bool {
+        false
+    }
+
+    async fn cache_match(&self, _key: &str) -> Option<Response<SpinBody>> {
+        None
+    }
+
+    async fn cache_put(&self, _key: &str, response: Response<SpinBody>, _ttl_s: u64) -> (Response<SpinBody>, bool) {
+        (response, false)
+    }
+}
