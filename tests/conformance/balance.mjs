@@ -1,3 +1,4 @@
+import { checkRunner } from "./checks.mjs";
 // Several targets per upstream: a canary split within statistical bounds, stable sticky
 // cohorts, round robin, failover, and (Workers, whose isolates keep state) the circuit breaker.
 const landed = (response) => {
@@ -9,21 +10,8 @@ const landed = (response) => {
 };
 
 export async function balanceChecks(runtime, sendTo) {
-  const results = [];
-  let sent = 0;
-  const send = (request) => {
-    sent++;
-    return sendTo(request);
-  };
-  const check = async (name, run) => {
-    let failures;
-    try {
-      failures = await run();
-    } catch (error) {
-      failures = [`threw: ${error.message}`];
-    }
-    results.push({ name, failures });
-  };
+  const runner = checkRunner(sendTo);
+  const { send, check } = runner;
 
   await check("a 90/10 canary split lands within bounds over 200 requests", async () => {
     const counts = { a: 0, b: 0 };
@@ -99,5 +87,5 @@ export async function balanceChecks(runtime, sendTo) {
     }
     return failures;
   });
-  return { results, sent };
+  return { results: runner.results, sent: runner.sent };
 }

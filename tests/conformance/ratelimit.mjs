@@ -1,3 +1,4 @@
+import { checkRunner } from "./checks.mjs";
 // Rate-limit checks, run by run.mjs against both runtimes: exactness under concurrency (the
 // Durable Object on Workers, key-value compare-and-swap on Spin), the IETF RateLimit headers,
 // Retry-After that is honoured, UTC-day quotas, keys from headers, JWT claims and consumers.
@@ -38,21 +39,8 @@ async function exactUnderConcurrency(sendTo, path, policy, n, limit) {
 }
 
 export async function rateLimitChecks(idp, sendTo) {
-  const results = [];
-  let sent = 0;
-  const send = (request) => {
-    sent++;
-    return sendTo(request);
-  };
-  const check = async (name, run) => {
-    let failures;
-    try {
-      failures = await run();
-    } catch (error) {
-      failures = [`threw: ${error.message}`];
-    }
-    results.push({ name, failures });
-  };
+  const runner = checkRunner(sendTo);
+  const { send, check } = runner;
 
   await check("20 concurrent requests against a limit of 5: exactly 5 pass (every_request persistence)", () => exactUnderConcurrency(send, "/rl/burst", "burst5", 20, 5));
   await check("20 concurrent requests against a limit of 5: exactly 5 pass (write_behind persistence)", () => exactUnderConcurrency(send, "/rl/lazy", "lazy5", 20, 5));
@@ -115,5 +103,5 @@ export async function rateLimitChecks(idp, sendTo) {
     return statuses.join() === "200,200,429" && other === 200 ? [] : [`acme ${statuses.join()}, globex ${other}`];
   });
 
-  return { results, sent };
+  return { results: runner.results, sent: runner.sent };
 }
