@@ -1,6 +1,6 @@
-import { checkRunner } from "./checks.mjs";
 // Several targets per upstream: a canary split within statistical bounds, stable sticky
 // cohorts, round robin, failover, and (Workers, whose isolates keep state) the circuit breaker.
+import { checkRunner } from "./checks.mjs";
 const landed = (response) => {
   try {
     return JSON.parse(response.body.toString("utf8")).upstream;

@@ -1,7 +1,7 @@
-import { checkRunner } from "./checks.mjs";
 // Rate-limit checks, run by run.mjs against both runtimes: exactness under concurrency (the
 // Durable Object on Workers, key-value compare-and-swap on Spin), the IETF RateLimit headers,
 // Retry-After that is honoured, UTC-day quotas, keys from headers, JWT claims and consumers.
+import { checkRunner } from "./checks.mjs";
 import { STORED_CONSUMER_KEY } from "./auth.mjs";
 
 const unique = (name) => `${name}-${process.pid}-${Date.now()}`;
