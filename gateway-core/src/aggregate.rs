@@ -66,12 +66,13 @@ pub(crate) async fn run<P: Platform>(
     platform: &P,
     context: &Context<'_>,
     forwarded: &HeaderMap,
+    common: &HeaderMap,
 ) -> Merged {
     let mut legs: Vec<Option<LegFuture<'_>>> = aggregate
         .legs
         .iter()
         .zip(targets)
-        .map(|(leg, target)| Some(Box::pin(call(leg, *target, platform, context, forwarded)) as LegFuture<'_>))
+        .map(|(leg, target)| Some(Box::pin(call(leg, *target, platform, context, forwarded, common)) as LegFuture<'_>))
         .collect();
     let mut results: Vec<Option<Result<Value, LegFailure>>> = vec![None; legs.len()];
     let mut deadline = std::pin::pin!(platform.sleep(aggregate.deadline));
@@ -119,6 +120,7 @@ async fn call<P: Platform>(
     platform: &P,
     context: &Context<'_>,
     forwarded: &HeaderMap,
+    common: &HeaderMap,
 ) -> Result<Value, LegFailure> {
     let upstream = upstream.ok_or(LegFailure::Failed)?;
     let (path, missing) = leg.path.render(|p| context.lookup(p));
@@ -130,6 +132,10 @@ async fn call<P: Platform>(
     *request.method_mut() = leg.method.clone();
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
+    // Request id, forwarding headers and trace context, as every upstream call gets them;
+    // each leg is its own span of the trace.
+    headers.clone_from(common);
+    crate::hygiene::propagate_trace(headers, platform);
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     for name in leg.forward_headers.iter() {
         for value in forwarded.get_all(name) {

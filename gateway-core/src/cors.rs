@@ -79,6 +79,7 @@ pub(crate) struct CorsPolicy {
     expose_headers: Option<HeaderValue>,
     credentials: bool,
     max_age: Option<HeaderValue>,
+    keep_upstream_headers: bool,
 }
 
 /// Why a preflight is refused.
@@ -115,7 +116,14 @@ impl CorsPolicy {
             expose_headers: join(expose_headers),
             credentials,
             max_age: max_age_s.map(HeaderValue::from),
+            keep_upstream_headers: false,
         }
+    }
+
+    /// Leaves the upstream's `Access-Control-*` response headers in place.
+    pub fn keeping_upstream_headers(mut self, keep: bool) -> Self {
+        self.keep_upstream_headers = keep;
+        self
     }
 
     fn allows_origin(&self, origin: &HeaderValue) -> bool {
@@ -131,7 +139,6 @@ impl CorsPolicy {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         } else {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
-            headers.append(VARY, HeaderValue::from_static("Origin"));
         }
         if self.credentials {
             headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
@@ -139,6 +146,8 @@ impl CorsPolicy {
     }
 
     /// Headers answering a preflight, or why it is refused.
+    /// The answer depends on the origin, the method and the headers asked for: whichever it
+    /// is, `Vary` names them (see [`Self::preflight_vary`]).
     pub fn preflight(
         &self,
         origin: &HeaderValue,
@@ -161,6 +170,7 @@ impl CorsPolicy {
         }
         let mut headers = HeaderMap::new();
         self.set_origin(origin, &mut headers);
+        Self::preflight_vary(&mut headers);
         headers.insert(ACCESS_CONTROL_ALLOW_METHODS, self.allow_methods.clone());
         if let Some(value) = &self.allow_headers_value {
             headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, value.clone());
@@ -171,19 +181,138 @@ impl CorsPolicy {
         Ok(headers)
     }
 
-    /// Adds CORS headers to an actual (non-preflight) response when the origin is allowed.
+    /// `Vary` for a preflight answer, allowed or refused.
+    pub fn preflight_vary(headers: &mut HeaderMap) {
+        for member in ["Origin", "Access-Control-Request-Method", "Access-Control-Request-Headers"] {
+            add_vary(headers, member);
+        }
+    }
+
+    /// Makes an actual (non-preflight) response carry this policy and only this policy: the
+    /// upstream's `Access-Control-*` headers are removed (unless kept by configuration), a
+    /// `*` policy answers `*` to everyone, any other policy names the origin when it is
+    /// allowed and always says `Vary: Origin`, since the answer depends on it.
     pub fn decorate(&self, origin: Option<&HeaderValue>, headers: &mut HeaderMap) {
-        let Some(origin) = origin.filter(|o| self.allows_origin(o)) else { return };
-        self.set_origin(origin, headers);
+        if self.keep_upstream_headers {
+            if headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN) {
+                return;
+            }
+        } else {
+            remove_access_control(headers);
+        }
+        if self.is_wildcard() {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        } else {
+            add_vary(headers, "Origin");
+            let Some(origin) = origin.filter(|o| self.allows_origin(o)) else { return };
+            self.set_origin(origin, headers);
+        }
         if let Some(value) = &self.expose_headers {
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, value.clone());
         }
     }
 }
 
+fn remove_access_control(headers: &mut HeaderMap) {
+    // Usually none: look before allocating.
+    if headers.keys().any(|name| name.as_str().starts_with("access-control-")) {
+        let names: Vec<HeaderName> =
+            headers.keys().filter(|name| name.as_str().starts_with("access-control-")).cloned().collect();
+        for name in names {
+            headers.remove(name);
+        }
+    }
+}
+
+/// Adds `member` to `Vary` unless it (or `*`) is already named; one `Vary` line results.
+pub(crate) fn add_vary(headers: &mut HeaderMap, member: &str) {
+    let mut combined = String::new();
+    for value in headers.get_all(VARY) {
+        let Ok(text) = value.to_str() else { continue };
+        if text.split(',').map(str::trim).any(|m| m == "*" || m.eq_ignore_ascii_case(member)) {
+            return;
+        }
+        if !text.trim().is_empty() {
+            if !combined.is_empty() {
+                combined.push_str(", ");
+            }
+            combined.push_str(text.trim());
+        }
+    }
+    if combined.is_empty() {
+        headers.insert(VARY, HeaderValue::from_str(member).unwrap_or(HeaderValue::from_static("Origin")));
+        return;
+    }
+    combined.push_str(", ");
+    combined.push_str(member);
+    if let Ok(value) = HeaderValue::try_from(combined) {
+        headers.insert(VARY, value);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(origins: &[&str], credentials: bool) -> CorsPolicy {
+        let origins = origins.iter().map(|o| OriginPattern::parse(o).unwrap()).collect();
+        CorsPolicy::new(origins, &[Method::GET], &[], &[HeaderName::from_static("x-total")], credentials, None)
+    }
+
+    fn upstream_reflecting(origin: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_str(origin).unwrap());
+        headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, HeaderValue::from_static("true"));
+        headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+        headers
+    }
+
+    #[test]
+    fn the_policy_owns_cors_headers() {
+        let strict = policy(&["https://app.example.com"], true);
+        let evil = HeaderValue::from_static("https://evil.example");
+        let mut headers = upstream_reflecting("https://evil.example");
+        strict.decorate(Some(&evil), &mut headers);
+        assert!(!headers.contains_key(ACCESS_CONTROL_ALLOW_ORIGIN), "an upstream cannot widen the policy");
+        assert!(!headers.contains_key(ACCESS_CONTROL_ALLOW_CREDENTIALS));
+        assert_eq!(headers.get(VARY).unwrap(), "Accept-Encoding, Origin");
+
+        let app = HeaderValue::from_static("https://app.example.com");
+        let mut allowed = upstream_reflecting("https://evil.example");
+        strict.decorate(Some(&app), &mut allowed);
+        assert_eq!(allowed.get(ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "https://app.example.com");
+        assert_eq!(allowed.get(ACCESS_CONTROL_EXPOSE_HEADERS).unwrap(), "x-total");
+
+        let kept = policy(&["https://app.example.com"], true).keeping_upstream_headers(true);
+        let mut upstream_owned = upstream_reflecting("https://evil.example");
+        kept.decorate(Some(&evil), &mut upstream_owned);
+        assert_eq!(upstream_owned.get(ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "https://evil.example");
+    }
+
+    #[test]
+    fn vary_origin_always_and_never_twice() {
+        let strict = policy(&["https://app.example.com"], false);
+        for origin in [None, Some(HeaderValue::from_static("https://evil.example"))] {
+            let mut headers = HeaderMap::new();
+            strict.decorate(origin.as_ref(), &mut headers);
+            assert_eq!(headers.get(VARY).unwrap(), "Origin", "{origin:?}");
+        }
+        let mut twice = HeaderMap::new();
+        twice.append(VARY, HeaderValue::from_static("accept-encoding"));
+        twice.append(VARY, HeaderValue::from_static("origin"));
+        strict.decorate(Some(&HeaderValue::from_static("https://app.example.com")), &mut twice);
+        assert_eq!(twice.get_all(VARY).iter().collect::<Vec<_>>(), ["accept-encoding", "origin"]);
+        let mut star = HeaderMap::new();
+        star.insert(VARY, HeaderValue::from_static("*"));
+        add_vary(&mut star, "Origin");
+        assert_eq!(star.get(VARY).unwrap(), "*");
+
+        let any = policy(&["*"], false);
+        let mut without_origin = HeaderMap::new();
+        any.decorate(None, &mut without_origin);
+        assert_eq!(without_origin.get(ACCESS_CONTROL_ALLOW_ORIGIN).unwrap(), "*");
+        assert!(!without_origin.contains_key(VARY), "a * answer does not depend on the origin");
+    }
 
     #[test]
     fn origin_patterns() {

@@ -34,7 +34,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&HeaderName) -> bool) {
+fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) {
     // An empty Vec does not allocate.
     let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
     for name in names {
@@ -67,18 +67,55 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     upgrade && connection
 }
 
-/// Sets `X-Forwarded-For/-Proto/-Host` from what the runtime says. Client-sent copies (and
-/// `Forwarded`, `X-Real-IP`) are dropped unless `trust` is set, in which case the client IP
-/// is appended to the incoming chain and incoming proto/host are kept.
+/// Headers a client sends to make a server believe something about the connection or the
+/// URL: every `X-Forwarded-*`, `Forwarded`, the client-address headers CDNs and proxies set,
+/// and the URL-override headers some frameworks honour. Only the gateway may set them.
+fn is_forwarding_header(name: &str) -> bool {
+    name.starts_with("x-forwarded-")
+        || matches!(
+            name,
+            "forwarded"
+                | "x-forwarded"
+                | "x-real-ip"
+                | "true-client-ip"
+                | "x-client-ip"
+                | "x-cluster-client-ip"
+                | "x-original-forwarded-for"
+                | "x-originating-ip"
+                | "x-remote-ip"
+                | "x-remote-addr"
+                | "client-ip"
+                | "cf-connecting-ip"
+                | "cf-connecting-ipv6"
+                | "fastly-client-ip"
+                | "x-host"
+                | "x-original-host"
+                | "x-original-url"
+                | "x-original-uri"
+                | "x-rewrite-url"
+        )
+}
+
+/// Headers that change the method a framework dispatches on; a route must opt in.
+pub(crate) const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// The first step of every request, before routing: removes what a client must never be able
+/// to tell the upstream. Identity headers (every name any auth scheme forwards) always go;
+/// forwarding headers go unless `trust`. Returns whether a method-override header came, for
+/// the route to remove unless it opts in.
+pub(crate) fn sanitize_inbound(headers: &mut HeaderMap, identity: &[HeaderName], trust: bool) -> bool {
+    let mut method_override = false;
+    remove_where(headers, |name| {
+        method_override |= METHOD_OVERRIDE_HEADERS.contains(&name.as_str());
+        identity.contains(name) || (!trust && is_forwarding_header(name.as_str()))
+    });
+    method_override
+}
+
+/// Sets `X-Forwarded-For/-Proto/-Host` from what the runtime says. Without `trust` the
+/// client's copies are already gone ([`sanitize_inbound`]); with it the client IP is appended
+/// to the incoming chain and incoming proto/host are kept.
 pub(crate) fn set_forwarding(headers: &mut HeaderMap, client: &Client, original_host: Option<&str>, trust: bool) {
-    if !trust {
-        remove_where(headers, |name| {
-            matches!(
-                name.as_str(),
-                "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "forwarded" | "x-real-ip"
-            )
-        });
-    }
     if let Some(ip) = client.ip {
         // With trust, the client's chain (only then still present) comes first.
         let mut chain = String::with_capacity(15);
@@ -272,6 +309,46 @@ mod tests {
         ] {
             assert_eq!(has_dot_segment(path), expected, "{path}");
         }
+    }
+
+    #[test]
+    fn inbound_sanitizing() {
+        let client_sent = [
+            ("x-user-id", "victim"),
+            ("x-consumer-id", "acme"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-forwarded-port", "443"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-server", "evil"),
+            ("x-forwarded-scheme", "https"),
+            ("x-forwarded-ssl", "on"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-real-ip", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("true-client-ip", "1.2.3.4"),
+            ("x-client-ip", "1.2.3.4"),
+            ("x-http-method-override", "DELETE"),
+            ("accept", "*/*"),
+        ];
+        let identity = [HeaderName::from_static("x-user-id"), HeaderName::from_static("x-consumer-id")];
+        let build = || {
+            let mut headers = HeaderMap::new();
+            for (name, value) in client_sent {
+                headers.append(name, HeaderValue::from_static(value));
+            }
+            headers
+        };
+        let mut untrusted = build();
+        assert!(sanitize_inbound(&mut untrusted, &identity, false), "a method override is reported");
+        let mut left: Vec<&str> = untrusted.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["accept", "x-http-method-override"]);
+
+        let mut trusted = build();
+        sanitize_inbound(&mut trusted, &identity, true);
+        assert!(!trusted.contains_key("x-user-id"), "identity headers go even from a trusted proxy");
+        assert!(trusted.contains_key("x-forwarded-prefix") && trusted.contains_key("forwarded"));
     }
 
     #[test]

@@ -29,6 +29,7 @@ mod log;
 mod pipeline;
 pub mod ports;
 mod problem;
+mod query;
 pub mod ratelimit;
 pub mod resilience;
 mod route;
@@ -57,6 +58,8 @@ pub struct Gateway {
     cors: Box<[CorsPolicy]>,
     default_cors: Option<usize>,
     auth: auth::policy::AuthPolicies,
+    /// Every header any auth scheme forwards: removed from every request on every route.
+    identity_headers: Box<[http::HeaderName]>,
     /// Per-isolate key memory (JWKS, HMAC secrets); the only mutable part, behind a lock
     /// that is never held across an await.
     keys: auth::KeyCache,

@@ -47,6 +47,9 @@ pub async fn handle<P: Platform>(
 ) -> Response<P::Body> {
     let started = platform.now();
     let (mut parts, body) = request.into_parts();
+    // Before anything reads them: identity and forwarding headers are the gateway's to set.
+    let method_override =
+        hygiene::sanitize_inbound(&mut parts.headers, &gateway.identity_headers, gateway.trust_forwarded);
 
     let request_id = match parts.headers.get(&X_REQUEST_ID) {
         Some(id) if gateway.trust_forwarded || hygiene::is_well_formed_request_id(id.as_bytes()) => id.clone(),
@@ -55,7 +58,9 @@ pub async fn handle<P: Platform>(
     let request_id_str = request_id.to_str().unwrap_or_default().to_owned();
     let origin = parts.headers.get(ORIGIN).cloned();
 
-    let outcome = route_and_forward(gateway, platform, &mut parts, body, client, &request_id, &request_id_str).await;
+    let outcome =
+        route_and_forward(gateway, platform, &mut parts, body, client, &request_id, &request_id_str, method_override)
+            .await;
 
     let Outcome { mut response, route, upstream_status, upstream_ms, cors, principal } = outcome;
     let finished = platform.now();
@@ -123,6 +128,7 @@ fn host_without_port(authority: &str) -> &str {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn route_and_forward<P: Platform>(
     gateway: &Gateway,
     platform: &P,
@@ -131,6 +137,7 @@ async fn route_and_forward<P: Platform>(
     client: &Client,
     request_id: &HeaderValue,
     request_id_str: &str,
+    method_override: bool,
 ) -> Outcome<P::Body> {
     let path = parts.uri.path();
     if !path.starts_with('/') || hygiene::has_dot_segment(path) {
@@ -170,7 +177,9 @@ async fn route_and_forward<P: Platform>(
                                 "A requested header is not allowed for cross-origin requests."
                             }
                         };
-                        Outcome::local(problem(ProblemKind::CorsRejected, detail, request_id_str), Some(route), None)
+                        let mut response = problem(ProblemKind::CorsRejected, detail, request_id_str);
+                        crate::cors::CorsPolicy::preflight_vary(response.headers_mut());
+                        Outcome::local(response, Some(route), None)
                     }
                 };
             }
@@ -204,6 +213,11 @@ async fn route_and_forward<P: Platform>(
             None,
         );
     };
+    if method_override && !route.method_override {
+        for name in hygiene::METHOD_OVERRIDE_HEADERS {
+            parts.headers.remove(name);
+        }
+    }
     if let Some(filter) = &route.ip {
         if !filter.permits(client.ip) {
             let response =
@@ -327,7 +341,13 @@ async fn forward<P: Platform>(
     } else if declared.is_some() && !needs_bytes {
         Sendable::Stream(body)
     } else {
-        match body.collect(route.max_body_bytes).await {
+        // A client that stalls its upload must not hold the request forever.
+        let Some(collected) = with_timeout(body.collect(route.max_body_bytes), platform.sleep(route.timeout)).await
+        else {
+            let detail = format!("The request body did not arrive within {} ms.", route.timeout.as_millis());
+            return local(ProblemKind::RequestTimeout, &detail);
+        };
+        match collected {
             Ok(bytes) => {
                 if !bytes.is_empty() {
                     if let Ok(length) = HeaderValue::try_from(bytes.len().to_string()) {
@@ -388,7 +408,21 @@ async fn forward<P: Platform>(
                 order.first().and_then(|k| pool.targets.get(*k)).and_then(|t| gateway.upstreams.get(*t))
             })
             .collect();
-        let merged = crate::aggregate::run(aggregate, &targets, platform, &context, &client_headers).await;
+        let mut common = http::HeaderMap::new();
+        for name in [&hygiene::TRACEPARENT, &hygiene::TRACESTATE] {
+            if let Some(value) = headers.get(name) {
+                common.insert(name, value.clone());
+            }
+        }
+        if gateway.trust_forwarded {
+            for (name, value) in headers.iter().filter(|(name, _)| name.as_str().starts_with("x-forwarded-")) {
+                common.append(name, value.clone());
+            }
+        }
+        let original_host = authority_of(client_uri, &headers);
+        hygiene::set_forwarding(&mut common, client, original_host, gateway.trust_forwarded);
+        common.insert(&X_REQUEST_ID, request_id.clone());
+        let merged = crate::aggregate::run(aggregate, &targets, platform, &context, &client_headers, &common).await;
         let upstream_ms = Some(platform.now().saturating_sub(sent));
         return match merged {
             crate::aggregate::Merged::Complete(mut value, complete) => {
@@ -448,7 +482,11 @@ async fn forward<P: Platform>(
         Some(_) if !platform.cache_available() => CacheState::Unavailable,
         Some(policy) => {
             let key = cache_key(policy, original_host.as_deref(), path, client_query, &client_headers);
-            if let Some(mut hit) = platform.cache_match(&key).await {
+            let hit = platform.cache_match(&key).await;
+            // RFC 9111 §4.1: a stored answer is reused only for a request that has the same
+            // values of the headers it varies on; any other request is a miss.
+            if let Some(mut hit) = hit.filter(|hit| vary_matches(hit.headers(), &client_headers)) {
+                hit.headers_mut().remove(&VARY_KEY);
                 if let Some(edits) = &route.response_edits {
                     edits.apply(hit.headers_mut(), &context);
                 }
@@ -458,8 +496,15 @@ async fn forward<P: Platform>(
             CacheState::Miss(key)
         }
     };
-    let attempts = send_with_retries(gateway, platform, route, pool, method, &candidates, headers, body);
+    let in_flight = std::cell::Cell::new(None);
+    let attempts = send_with_retries(gateway, platform, route, pool, method, &candidates, headers, body, &in_flight);
     let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
+    if result.is_none() {
+        // The attempt the timeout cut short is a failure of its target.
+        if let Some(target) = in_flight.get() {
+            gateway.record(route.upstream, target, platform.now(), false);
+        }
+    }
     let upstream_ms = Some(platform.now().saturating_sub(sent));
     match result {
         Some(Ok(mut response)) => {
@@ -485,7 +530,11 @@ async fn forward<P: Platform>(
                 (CacheState::Unavailable, _) => Some("edgegate; fwd=uri-miss; detail=no-edge-cache"),
                 (CacheState::Miss(key), Some(policy)) => match storable_ttl(policy, &response) {
                     Some(ttl) => {
-                        let (sent, stored) = platform.cache_put(&key, response, ttl).await;
+                        if let Some(fingerprint) = vary_fingerprint(response.headers(), &client_headers) {
+                            response.headers_mut().insert(&VARY_KEY, fingerprint);
+                        }
+                        let (mut sent, stored) = platform.cache_put(&key, response, ttl).await;
+                        sent.headers_mut().remove(&VARY_KEY);
                         response = sent;
                         Some(if stored { "edgegate; fwd=uri-miss; stored" } else { "edgegate; fwd=uri-miss" })
                     }
@@ -580,13 +629,79 @@ fn cache_key(
     key
 }
 
+/// Where a stored answer records the request's values of the headers it varies on.
+static VARY_KEY: http::HeaderName = http::HeaderName::from_static("edgegate-vary-key");
+
+/// The upstream's `Vary` members, lower case; `None` for `Vary: *`.
+fn vary_members(response: &http::HeaderMap) -> Option<Vec<String>> {
+    let mut members = Vec::new();
+    for value in response.get_all(http::header::VARY) {
+        for member in value.to_str().unwrap_or("*").split(',').map(str::trim).filter(|m| !m.is_empty()) {
+            if member == "*" {
+                return None;
+            }
+            members.push(member.to_ascii_lowercase());
+        }
+    }
+    members.sort_unstable();
+    members.dedup();
+    Some(members)
+}
+
+/// The values a request has for the headers a response varies on, as one header value
+/// (`name=value&...`, percent-encoded); `None` when there is nothing to record.
+fn vary_fingerprint(response: &http::HeaderMap, request: &http::HeaderMap) -> Option<HeaderValue> {
+    let members = vary_members(response)?;
+    if members.is_empty() {
+        return None;
+    }
+    let mut text = String::new();
+    for member in &members {
+        if !text.is_empty() {
+            text.push('&');
+        }
+        text.push_str(member);
+        text.push('=');
+        for (i, value) in request.get_all(member.as_str()).iter().enumerate() {
+            if i > 0 {
+                text.push_str("%2C");
+            }
+            for byte in value.as_bytes() {
+                if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_') {
+                    text.push(char::from(*byte));
+                } else {
+                    text.push('%');
+                    crate::hygiene::push_hex(&mut text, &[*byte]);
+                }
+            }
+        }
+    }
+    HeaderValue::try_from(text).ok()
+}
+
+/// Whether a stored answer may serve this request: it varies on nothing, or the request has
+/// the values it was stored for. An answer that varies on `*` never matches.
+fn vary_matches(stored: &http::HeaderMap, request: &http::HeaderMap) -> bool {
+    if vary_members(stored).is_none() {
+        return false;
+    }
+    let now = vary_fingerprint(stored, request);
+    match (stored.get(&VARY_KEY), now) {
+        (None, None) => true,
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => false,
+    }
+}
+
 /// How long an answer may be stored: only a 200 without `no-store`/`private` (and without
-/// `Set-Cookie`, unless allowed), for the route's TTL or the upstream's `s-maxage`/`max-age`.
+/// `Set-Cookie`, unless allowed) nor `Vary: *`, for the route's TTL or the upstream's
+/// `s-maxage`/`max-age`.
 fn storable_ttl<B>(policy: &crate::route::CachePolicy, response: &Response<B>) -> Option<u64> {
     if response.status() != http::StatusCode::OK {
         return None;
     }
     let headers = response.headers();
+    vary_members(headers)?;
     if !policy.set_cookie && headers.contains_key(http::header::SET_COOKIE) {
         return None;
     }
@@ -655,6 +770,7 @@ async fn send_with_retries<P: Platform>(
     candidates: &[(usize, http::Uri)],
     headers: http::HeaderMap,
     body: Sendable<P::Body>,
+    in_flight: &std::cell::Cell<Option<usize>>,
 ) -> Result<Response<P::Body>, SendError> {
     let build = |uri: &http::Uri, body: P::Body| {
         let mut outbound = Request::new(body);
@@ -691,7 +807,9 @@ async fn send_with_retries<P: Platform>(
             (None, Some(stream)) => stream,
             (None, None) => P::Body::empty(),
         };
+        in_flight.set(Some(*target));
         let result = platform.fetch(build(uri, body)).await;
+        in_flight.set(None);
         let outcome = match &result {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
             Err(FetchError::InvalidRequest(_)) => return result.map_err(SendError::Fetch),

@@ -19,6 +19,9 @@ pub enum ProblemKind {
     BadRequest,
     /// The request body exceeds the route's limit (413).
     PayloadTooLarge,
+    /// The client did not send the request body the gateway had to read within the route's
+    /// timeout (408).
+    RequestTimeout,
     /// The request body is not JSON or fails the route's JSON Schema; the detail names the path (400).
     InvalidBody,
     /// The client's address is not allowed on this route (403).
@@ -59,6 +62,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidBody => StatusCode::BAD_REQUEST,
             Self::IpDenied => StatusCode::FORBIDDEN,
             Self::BadUpstreamBody => StatusCode::BAD_GATEWAY,
@@ -83,6 +87,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => "urn:edgegate:problem:method-not-allowed",
             Self::BadRequest => "urn:edgegate:problem:bad-request",
             Self::PayloadTooLarge => "urn:edgegate:problem:payload-too-large",
+            Self::RequestTimeout => "urn:edgegate:problem:request-timeout",
             Self::InvalidBody => "urn:edgegate:problem:invalid-body",
             Self::IpDenied => "urn:edgegate:problem:ip-denied",
             Self::BadUpstreamBody => "urn:edgegate:problem:bad-upstream-body",
@@ -107,6 +112,7 @@ impl ProblemKind {
             Self::MethodNotAllowed => "Method not allowed",
             Self::BadRequest => "Bad request",
             Self::PayloadTooLarge => "Request body too large",
+            Self::RequestTimeout => "Request body too slow",
             Self::InvalidBody => "Invalid request body",
             Self::IpDenied => "Address not allowed",
             Self::BadUpstreamBody => "Upstream answer not transformable",

@@ -34,6 +34,8 @@ pub(crate) struct CompiledRoute {
     /// Several legs merged into one answer instead of one upstream.
     pub aggregate: Option<crate::aggregate::Aggregate>,
     pub cache: Option<CachePolicy>,
+    /// Method-override headers pass to the upstream.
+    pub method_override: bool,
 }
 
 /// A route's edge-cache policy.

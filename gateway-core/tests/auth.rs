@@ -406,3 +406,100 @@ fn a_repeated_token_skips_the_signature_check_for_a_minute_but_never_the_clock()
     fake.now.set(fake.now.get() + 30_000); // 151 s after minting: past exp and the 60 s leeway
     assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 401, "expired meanwhile");
 }
+
+#[test]
+fn identity_headers_are_removed_on_every_route_whatever_guards_it() {
+    let gateway = gateway();
+    let spoofed =
+        [("x-user-id", "victim"), ("x-roles", "admin"), ("x-consumer-id", "acme"), ("x-consumer-tags", "gold")];
+    // A public route, and one guarded by the cookie scheme, which forwards no identity itself.
+    for path in ["/public", "/cookie"] {
+        let fake = platform();
+        let session = format!("session={}", token(json!({})));
+        let mut headers = spoofed.to_vec();
+        headers.push(("cookie", &session));
+        assert_eq!(send(&gateway, &fake, get(path, &headers)).status(), 200, "{path}");
+        let upstream = fake.last();
+        for (name, _) in spoofed {
+            assert!(upstream.headers().get(name).is_none(), "{path}: {name} reached the upstream");
+        }
+    }
+}
+
+#[test]
+fn registered_claims_of_the_wrong_type_make_the_token_invalid() {
+    let gateway = gateway();
+    for bad in [json!({"sub": 12345}), json!({"sub": {"id": 1}}), json!({"aud": ["api", 1]}), json!({"exp": "later"})] {
+        let fake = platform();
+        let auth = bearer(&token(bad.clone()));
+        let response = send(&gateway, &fake, get("/private", &[("authorization", &auth)]));
+        assert_eq!(response.status(), 401, "{bad}");
+        assert!(fake.received.borrow().is_empty(), "{bad}");
+    }
+}
+
+#[test]
+fn hmac_secrets_are_bytes_in_the_declared_encoding() {
+    let key: Vec<u8> = (0u8..32).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
+    use base64ct::Encoding;
+    let encoded = [
+        ("base64", base64ct::Base64::encode_string(&key)),
+        ("base64url", base64ct::Base64UrlUnpadded::encode_string(&key)),
+        ("hex", hex(&key)),
+    ];
+    for (encoding, text) in encoded {
+        let routes = json!({
+          "version": 1,
+          "auth": {"jwt": {"bin": {"issuers": [{"issuer": "https://id.example",
+                    "secrets": [{"secret": "binary_key", "alg": "HS256", "encoding": encoding}]}]}}},
+          "upstreams": {"a": {"url": "http://a.internal"}},
+          "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a", "auth": {"any_of": ["bin"]}}]
+        });
+        let gateway = Gateway::from_json(&routes.to_string()).unwrap();
+        let fake = Fake::new();
+        fake.secrets.borrow_mut().insert("binary_key".into(), format!("{text}\n"));
+        let signed = hs256(&key, &json!({"alg": "HS256"}), &claims(json!({"aud": null})));
+        let response = send(&gateway, &fake, get("/p", &[("authorization", &bearer(&signed))]));
+        assert_eq!(response.status(), 200, "{encoding}");
+        // The text of the secret is not the key.
+        let fake = Fake::new();
+        fake.secrets.borrow_mut().insert("binary_key".into(), text.clone());
+        let wrong = hs256(text.as_bytes(), &json!({"alg": "HS256"}), &claims(json!({"aud": null})));
+        assert_eq!(send(&gateway, &fake, get("/p", &[("authorization", &bearer(&wrong))])).status(), 401, "{encoding}");
+    }
+    let unknown = r#"{"version": 1, "auth": {"jwt": {"bin": {"issuers": [{"issuer": "https://id.example",
+        "secrets": [{"secret": "k", "alg": "HS256", "encoding": "base32"}]}]}}}, "upstreams": {}, "routes": []}"#;
+    let errors = Gateway::from_json(unknown).unwrap_err();
+    assert!(errors.iter().any(|e| e.to_string().contains("auth.jwt.bin.issuers[0].secrets[0].encoding")), "{errors:?}");
+}
+
+#[test]
+fn concurrent_unknown_kids_cause_one_jwks_fetch() {
+    use support::join_all;
+    let key = p256_key(1);
+    for known in [true, false] {
+        let gateway = gateway();
+        let fake = platform().respond(200, &[], &jwks(&[p256_jwk(&key, "k1")]));
+        fake.fetch_yields.set(3);
+        let tokens: Vec<String> = (0..20)
+            .map(|i| if known { tenant_token(&key, "k1") } else { tenant_token(&key, &format!("junk{i}")) })
+            .collect();
+        let requests: Vec<_> =
+            tokens
+                .iter()
+                .map(|token| {
+                    let auth = bearer(token);
+                    let gateway = &gateway;
+                    let fake = &fake;
+                    async move {
+                        handle(gateway, fake, get("/private", &[("authorization", &auth)]), &CLIENT).await.status()
+                    }
+                })
+                .collect();
+        let statuses = join_all(requests);
+        let fetches = fake.received.borrow().iter().filter(|r| r.uri().path() == "/jwks.json").count();
+        assert_eq!(fetches, 1, "known kid {known}: one fetch for the burst");
+        let expected = if known { 200 } else { 401 };
+        assert!(statuses.iter().all(|s| *s == expected), "{statuses:?}");
+    }
+}

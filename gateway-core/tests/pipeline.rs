@@ -286,7 +286,7 @@ fn cors_preflight_and_actual_requests() {
     assert_eq!(response.headers()["access-control-allow-methods"], "GET, POST");
     assert_eq!(response.headers()["access-control-allow-headers"], "content-type");
     assert_eq!(response.headers()["access-control-max-age"], "60");
-    assert_eq!(response.headers()["vary"], "Origin");
+    assert_eq!(response.headers()["vary"], "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
     assert!(fake.received.borrow().is_empty());
 
     let refusals: [&[(&str, &str)]; 3] = [

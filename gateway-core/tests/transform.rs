@@ -26,6 +26,9 @@ fn gateway() -> Gateway {
              "response": {"headers": {"set": {"x-rid": "{request.id}"}, "remove": ["server"]},
                           "body": {"target": "data", "deny": ["items.secret"], "rename": {"items.n": "name"}, "group": "result"}}},
             {"id": "strict", "match": {"path": "/strict"}, "upstream": "a", "response": {"body": {"target": "data", "on_invalid": "bad_gateway", "max_bytes": 64}}},
+            {"id": "lenient", "match": {"path": "/lenient"}, "upstream": "a", "response": {"body": {"deny": ["secret"], "on_invalid": "pass_through", "max_bytes": 64}}},
+            {"id": "guarded", "match": {"path": "/guarded"}, "upstream": "a", "response": {"body": {"deny": ["secret"], "max_bytes": 64}}},
+            {"id": "reshape", "match": {"path": "/reshape"}, "upstream": "a", "response": {"body": {"target": "data", "max_bytes": 64}}},
             {"id": "orders", "match": {"path": "/orders"}, "upstream": "a",
              "validate_body": {"type": "object", "required": ["qty"], "properties": {"qty": {"type": "integer", "minimum": 1}}}},
             {"id": "office", "match": {"path": "/office"}, "upstream": "a", "ip": {"allow": ["203.0.113.0/24"], "deny": ["203.0.113.9"]}},
@@ -103,9 +106,24 @@ fn body_transforms_leave_errors_and_non_json_alone_or_refuse_as_configured() {
     assert_eq!(response.status(), 500);
     assert_eq!(response.body().text(), r#"{"data": {"error": true}}"#, "upstream errors pass through unchanged");
 
+    // A route that removes fields fails closed by default: what it cannot filter is refused.
     let fake = Fake::new().respond(200, &[], "plain text");
     let response = send(&fake, request("GET", "/u/1", &[], FakeBody::Empty));
-    assert_eq!(response.body().text(), "plain text", "on_invalid pass_through");
+    assert_eq!(response.status(), 502, "deny filters default to bad_gateway");
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:bad-upstream-body");
+    let too_long = format!(r#"{{"secret": "{}"}}"#, "s".repeat(100));
+    let length = too_long.len().to_string();
+    let fake = Fake::new().respond(200, &[("content-length", &length)], &too_long);
+    let response = send(&fake, request("GET", "/guarded", &[], FakeBody::Empty));
+    assert_eq!(response.status(), 502, "a declared length over the limit is refused too");
+
+    // Passing through is what a route asks for explicitly, or gets when it only reshapes.
+    let fake = Fake::new().respond(200, &[("content-length", &length)], &too_long);
+    let response = send(&fake, request("GET", "/lenient", &[], FakeBody::Empty));
+    assert_eq!(response.body().text(), too_long, "on_invalid pass_through");
+    let fake = Fake::new().respond(200, &[], "plain text");
+    let response = send(&fake, request("GET", "/reshape", &[], FakeBody::Empty));
+    assert_eq!(response.body().text(), "plain text", "no filter: pass_through by default");
 
     let fake = Fake::new().respond(200, &[], "plain text");
     let response = send(&fake, request("GET", "/strict", &[], FakeBody::Empty));

@@ -17,6 +17,7 @@ import { startIdp } from "../idp/idp.mjs";
 import { rateLimitChecks } from "./ratelimit.mjs";
 import { transformScenarios } from "./transform.mjs";
 import { balanceChecks } from "./balance.mjs";
+import { streamChecks } from "./streams.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -227,8 +228,9 @@ async function main() {
 
     const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
     const balance = await balanceChecks(runtime, (request) => send(gateway.port, request));
-    sent += limits.sent + balance.sent;
-    for (const { name, failures } of [...limits.results, ...balance.results]) {
+    const streams = await streamChecks(runtime, gateway.port);
+    sent += limits.sent + balance.sent + streams.sent;
+    for (const { name, failures } of [...limits.results, ...balance.results, ...streams.results]) {
       checks++;
       if (failures.length) {
         failed++;

@@ -8,6 +8,9 @@
 //   ANY  /status/{code}      answers with that status and a JSON body
 //   ANY  /big?bytes=N        streams N bytes in 16 KiB chunks
 //   ANY  /flaky/{key}?fail=N the first N requests for a key answer 503, the next ones 200
+//   ANY  /header-bytes       hex of the x-bytes-* request header bytes; x-bytes-* response headers with non-ASCII bytes
+//   ANY  /truncated?bytes=N&framing=chunked|length  a 200 promising more than N bytes, N sent, then the socket closed
+//   ANY  /uploads/{key}      echoes; GET /uploads/{key}/outcome says whether that upload ended or was cut off
 //   ANY  anything else       echoes the request as JSON
 import http from "node:http";
 
@@ -17,6 +20,7 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
   const server = http.createServer((req, res) => {
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
+    req.on("close", () => req.complete || uploads.set(req.url, { outcome: "cut", bytes: Buffer.concat(chunks).length }));
     req.on("end", () => {
       const body = Buffer.concat(chunks);
       const url = new URL(req.url, "http://upstream");
@@ -33,6 +37,11 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
     });
   });
 }
+
+// Outcomes of /uploads/{key} requests, by URL.
+const uploads = new Map();
+// Non-ASCII response header values, as the bytes they are sent as (node writes header strings as Latin-1).
+export const HEADER_BYTES = { "x-bytes-utf8": Buffer.from("café 日本 €"), "x-bytes-latin1": Buffer.from("caf\xe9", "latin1") };
 
 function json(res, status, value, headers = {}) {
   const text = JSON.stringify(value);
@@ -61,6 +70,25 @@ function route(req, res, url, body, name, flaky) {
   if ((m = path.match(/^\/status\/(\d{3})$/))) {
     return json(res, Number(m[1]), { upstream_error: Number(m[1]) }, { "x-upstream-header": "kept", "set-cookie": "a=b; Path=/" });
   }
+  if (path === "/header-bytes") {
+    const received = {};
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const name = req.rawHeaders[i].toLowerCase();
+      if (name.startsWith("x-bytes")) received[name] = Buffer.from(req.rawHeaders[i + 1], "latin1").toString("hex");
+    }
+    // The body as a Buffer: node writes the head as Latin-1 only when it is not joined to a string body.
+    res.writeHead(200, { "content-type": "application/json", ...Object.fromEntries(Object.entries(HEADER_BYTES).map(([n, b]) => [n, b.toString("latin1")])) });
+    return res.end(Buffer.from(JSON.stringify({ received })));
+  }
+  if (path === "/truncated") {
+    const n = Number(url.searchParams.get("bytes") ?? 1000);
+    const length = url.searchParams.get("framing") === "length" ? { "content-length": 2 * n } : {};
+    res.writeHead(200, { "content-type": "application/octet-stream", ...length });
+    res.write(Buffer.alloc(n, 98), () => setTimeout(() => res.socket?.destroy(), 50));
+    return;
+  }
+  if ((m = path.match(/^\/uploads\/([^/]+)\/outcome$/))) return json(res, 200, uploads.get(`/uploads/${m[1]}`) ?? { outcome: "none" });
+  if (path.startsWith("/uploads/")) uploads.set(req.url, { outcome: "complete", bytes: body.length });
   if (path === "/big") {
     const total = Number(url.searchParams.get("bytes") ?? 1 << 20);
     res.writeHead(200, { "content-type": "application/octet-stream" });

@@ -49,8 +49,8 @@ pub(crate) fn find(source: &CredentialSource, headers: &HeaderMap, uri: &Uri) ->
         CredentialSource::Query(name) => {
             let mut found = None;
             for pair in uri.query().unwrap_or_default().split('&') {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if key == &**name {
+                let value = pair.split_once('=').map_or("", |(_, value)| value);
+                if crate::query::name_is(pair, name) {
                     if found.is_some() {
                         return Err(Malformed);
                     }
@@ -135,8 +135,7 @@ pub(crate) fn strip(source: &CredentialSource, headers: &mut HeaderMap) {
 
 pub(crate) fn strip_query_param(uri: &mut Uri, name: &str) {
     let Some(query) = uri.query() else { return };
-    let kept: Vec<&str> =
-        query.split('&').filter(|pair| pair.split_once('=').map_or(*pair, |(key, _)| key) != name).collect();
+    let kept: Vec<&str> = query.split('&').filter(|pair| !crate::query::name_is(pair, name)).collect();
     let mut path_and_query = uri.path().to_owned();
     if !kept.is_empty() {
         path_and_query.push('?');
@@ -184,6 +183,8 @@ mod tests {
             (&query, vec![], "/p?x=1&access_token=t%2B1", Ok(Some("t+1"))),
             (&query, vec![], "/p?access_token=a&access_token=b", Err(Malformed)),
             (&query, vec![], "/p?x=1", Ok(None)),
+            (&query, vec![], "/p?access%5Ftoken=t", Ok(Some("t"))),
+            (&query, vec![], "/p?access_token=a&acc%65ss_token=b", Err(Malformed)),
         ];
         for (source, headers, uri, expected) in table {
             let (map, uri) = request(&headers, uri);
@@ -201,6 +202,9 @@ mod tests {
         assert_eq!(headers.get(AUTHORIZATION).unwrap(), "Basic x", "another scheme's credential stays");
         strip_query_param(&mut uri, "access_token");
         assert_eq!(uri.to_string(), "/p?a=1&b=2");
+        let mut encoded = "/p?a=1&access%5Ftoken=t&%61ccess_token=u".parse().unwrap();
+        strip_query_param(&mut encoded, "access_token");
+        assert_eq!(encoded.to_string(), "/p?a=1", "an encoded name is the same parameter");
         let mut only = "/p?access_token=t".parse().unwrap();
         strip_query_param(&mut only, "access_token");
         assert_eq!(only.to_string(), "/p");

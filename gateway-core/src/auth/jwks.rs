@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -100,6 +101,27 @@ pub(crate) struct KeyCache {
     jwks: Mutex<HashMap<usize, JwksEntry>>,
     secrets: Mutex<HashMap<(usize, usize), VerifyingKey>>,
     verified: Mutex<HashMap<Box<str>, VerifiedToken>>,
+    /// Issuers whose keys one request is fetching now, with the requests waiting for it.
+    flights: Mutex<HashMap<usize, Vec<Waker>>>,
+}
+
+/// Ends a fetch's flight when dropped (also when the fetching request is cancelled) and
+/// wakes whoever waits for it.
+struct Flight<'a> {
+    cache: &'a KeyCache,
+    issuer: usize,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let waiters = {
+            let mut flights = self.cache.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            flights.remove(&self.issuer)
+        };
+        for waker in waiters.into_iter().flatten() {
+            waker.wake();
+        }
+    }
 }
 
 impl KeyCache {
@@ -119,6 +141,37 @@ impl KeyCache {
             }
         }
         map.insert(token.into(), verified);
+    }
+
+    /// Starts the issuer's fetch flight, or `None` when one is under way.
+    fn take_off(&self, issuer: usize) -> Option<Flight<'_>> {
+        let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if flights.contains_key(&issuer) {
+            return None;
+        }
+        flights.insert(issuer, Vec::new());
+        Some(Flight { cache: self, issuer })
+    }
+
+    fn in_flight(&self, issuer: usize) -> bool {
+        self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(&issuer)
+    }
+
+    /// Resolves when the issuer's flight has ended.
+    async fn landing(&self, issuer: usize) {
+        std::future::poll_fn(|cx| {
+            let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            match flights.get_mut(&issuer) {
+                Some(waiters) => {
+                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                        waiters.push(cx.waker().clone());
+                    }
+                    Poll::Pending
+                }
+                None => Poll::Ready(()),
+            }
+        })
+        .await;
     }
 
     fn entry(&self, issuer: usize) -> Option<JwksEntry> {
@@ -151,7 +204,14 @@ impl KeyCache {
                 platform.log(&warning(&format!("secret \"{}\" is not set; its key is skipped", secret.name)));
                 continue;
             };
-            match VerifyingKey::hmac(value.as_bytes(), secret.alg, secret.kid.as_deref()) {
+            let bytes = match secret.encoding.decode(&value) {
+                Ok(bytes) => bytes,
+                Err(error) => {
+                    platform.log(&warning(&format!("secret \"{}\" cannot be used: {error}", secret.name)));
+                    continue;
+                }
+            };
+            match VerifyingKey::hmac(&bytes, secret.alg, secret.kid.as_deref()) {
                 Ok(key) => {
                     map.insert((issuer_index, i), key.clone());
                     keys.push(key);
@@ -177,7 +237,27 @@ impl KeyCache {
         let now = platform.now();
         let bounds = &issuer.cache;
         let mut entry = self.entry(issuer_index);
-        if entry.is_none() || should_fetch(entry.as_ref(), kid, now, bounds) {
+        // Single flight: the first request reads the store and fetches; concurrent ones that
+        // cannot do with the keys at hand wait for it and take what it found, so a burst of
+        // unknown kids costs one fetch.
+        if self.in_flight(issuer_index) {
+            let sufficient = entry
+                .as_ref()
+                .is_some_and(|e| !e.usable_keys(now, bounds).is_empty() && kid.is_none_or(|kid| e.has_kid(kid)));
+            if !sufficient {
+                self.landing(issuer_index).await;
+                entry = self.entry(issuer_index);
+            }
+            return entry.unwrap_or_default();
+        }
+        if entry.is_some() && !should_fetch(entry.as_ref(), kid, now, bounds) {
+            return entry.unwrap_or_default();
+        }
+        let Some(_flight) = self.take_off(issuer_index) else {
+            self.landing(issuer_index).await;
+            return self.entry(issuer_index).unwrap_or_default();
+        };
+        {
             // Another isolate may have fetched already.
             if let Some(stored) = load(platform, &issuer.issuer, issuer.rsa_default).await {
                 let newer = entry.as_ref().is_none_or(|e| stored.attempted_at > e.attempted_at);

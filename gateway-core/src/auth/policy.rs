@@ -15,6 +15,26 @@ pub(crate) struct AuthPolicies {
     pub issuers: Box<[IssuerPolicy]>,
 }
 
+impl AuthPolicies {
+    /// Every header any scheme sets from a verified identity, without duplicates: no client
+    /// may send one of these on any route, whatever guards it.
+    pub fn forwarded_header_names(&self) -> Box<[HeaderName]> {
+        let mut names: Vec<HeaderName> = Vec::new();
+        for scheme in self.schemes.iter() {
+            let forwarded: Vec<&HeaderName> = match &scheme.kind {
+                SchemeKind::Jwt(jwt) => jwt.forward_claims.iter().map(|(name, _)| name).collect(),
+                SchemeKind::ApiKey(keys) => keys.forward.iter().map(|(name, _)| name).collect(),
+            };
+            for name in forwarded {
+                if !names.contains(name) {
+                    names.push(name.clone());
+                }
+            }
+        }
+        names.into()
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Scheme {
     pub kind: SchemeKind,
@@ -57,6 +77,59 @@ pub(crate) struct SecretRef {
     pub name: Box<str>,
     pub alg: Algorithm,
     pub kid: Option<Box<str>>,
+    pub encoding: SecretEncoding,
+}
+
+/// How a runtime secret's text spells the key bytes (most HMAC keys are random bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SecretEncoding {
+    Utf8,
+    Base64,
+    Base64Url,
+    Hex,
+}
+
+impl SecretEncoding {
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "utf8" => Self::Utf8,
+            "base64" => Self::Base64,
+            "base64url" => Self::Base64Url,
+            "hex" => Self::Hex,
+            _ => return None,
+        })
+    }
+
+    /// The key bytes; surrounding whitespace (a trailing newline from `echo`) is ignored for
+    /// the binary encodings, never for `utf8`, whose text is the key.
+    pub fn decode(self, text: &str) -> Result<Vec<u8>, &'static str> {
+        use base64ct::{Base64, Base64Unpadded, Base64Url, Base64UrlUnpadded, Encoding};
+        let trimmed = text.trim();
+        match self {
+            Self::Utf8 => Ok(text.as_bytes().to_vec()),
+            Self::Base64 => Base64::decode_vec(trimmed)
+                .or_else(|_| Base64Unpadded::decode_vec(trimmed))
+                .map_err(|_| "not valid base64"),
+            Self::Base64Url => Base64UrlUnpadded::decode_vec(trimmed)
+                .or_else(|_| Base64Url::decode_vec(trimmed))
+                .map_err(|_| "not valid base64url"),
+            Self::Hex => {
+                let digits = trimmed.as_bytes();
+                if digits.len() % 2 != 0 {
+                    return Err("not valid hex (odd length)");
+                }
+                digits
+                    .chunks_exact(2)
+                    .map(|pair| {
+                        std::str::from_utf8(pair)
+                            .ok()
+                            .and_then(|pair| u8::from_str_radix(pair, 16).ok())
+                            .ok_or("not valid hex")
+                    })
+                    .collect()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -200,6 +273,8 @@ pub(crate) enum ClaimsError {
     TooLongLived,
     Audience,
     MissingClaim,
+    /// A registered claim (RFC 7519 §4.1) of the wrong JSON type.
+    ClaimType,
 }
 
 impl ClaimsError {
@@ -212,6 +287,7 @@ impl ClaimsError {
             Self::TooLongLived => "The token lifetime is too long",
             Self::Audience => "The token audience is not accepted",
             Self::MissingClaim => "The token lacks a required claim",
+            Self::ClaimType => "A registered claim of the token has the wrong type",
         }
     }
 }
@@ -221,6 +297,21 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Option<Result<i64, (
     Some(value.as_i64().or_else(|| value.as_f64().filter(|f| f.is_finite()).map(|f| f as i64)).ok_or(()))
 }
 
+/// RFC 7519 §4.1: `iss`, `sub` and `jti` are strings, `aud` a string or an array of strings,
+/// `exp`, `nbf` and `iat` numbers. A token that breaks this is invalid, not coerced.
+fn registered_claims_well_typed(claims: &Map<String, Value>) -> bool {
+    let string_or_absent = |name: &str| claims.get(name).is_none_or(Value::is_string);
+    let number_or_absent = |name: &str| claims.get(name).is_none_or(Value::is_number);
+    let audience = match claims.get("aud") {
+        None | Some(Value::String(_)) => true,
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        Some(_) => false,
+    };
+    audience
+        && ["iss", "sub", "jti"].into_iter().all(string_or_absent)
+        && ["exp", "nbf", "iat"].into_iter().all(number_or_absent)
+}
+
 /// Checks time, audience and required claims of an already verified token.
 pub(crate) fn check_claims(
     issuer: &IssuerPolicy,
@@ -228,6 +319,9 @@ pub(crate) fn check_claims(
     now_s: i64,
     leeway_s: u64,
 ) -> Result<(), ClaimsError> {
+    if !registered_claims_well_typed(claims) {
+        return Err(ClaimsError::ClaimType);
+    }
     let leeway = i64::try_from(leeway_s).unwrap_or(i64::MAX);
     let exp = match numeric_date(claims, "exp") {
         Some(Ok(exp)) => exp,
@@ -334,7 +428,7 @@ mod tests {
         let table: Vec<(Value, Result<(), ClaimsError>)> = vec![
             (json!({}), Ok(())),
             (json!({"exp": null}), Err(ClaimsError::MissingExpiry)),
-            (json!({"exp": "soon"}), Err(ClaimsError::MissingExpiry)),
+            (json!({"exp": "soon"}), Err(ClaimsError::ClaimType)),
             (json!({"exp": now - 61}), Err(ClaimsError::Expired)),
             (json!({"exp": now - 30}), Ok(())), // inside the leeway
             (json!({"nbf": now + 61}), Err(ClaimsError::NotYetValid)),
@@ -346,9 +440,37 @@ mod tests {
             (json!({"aud": "api web"}), Err(ClaimsError::Audience)),
             (json!({"aud": null}), Err(ClaimsError::Audience)),
             (json!({"sub": null}), Err(ClaimsError::MissingClaim)),
+            // RFC 7519 types of the registered claims.
+            (json!({"sub": 12345}), Err(ClaimsError::ClaimType)),
+            (json!({"sub": ["u1"]}), Err(ClaimsError::ClaimType)),
+            (json!({"iss": 1}), Err(ClaimsError::ClaimType)),
+            (json!({"jti": {"id": 1}}), Err(ClaimsError::ClaimType)),
+            (json!({"jti": "j-1"}), Ok(())),
+            (json!({"aud": ["api", 7]}), Err(ClaimsError::ClaimType)),
+            (json!({"aud": 7}), Err(ClaimsError::ClaimType)),
+            (json!({"nbf": "now"}), Err(ClaimsError::ClaimType)),
+            (json!({"iat": true}), Err(ClaimsError::ClaimType)),
         ];
         for (patch, expected) in table {
             assert_eq!(check_claims(&issuer(), &with(patch.clone()), now, 60), expected, "{patch}");
+        }
+    }
+
+    #[test]
+    fn secret_encodings() {
+        let table: [(SecretEncoding, &str, Result<&[u8], ()>); 9] = [
+            (SecretEncoding::Utf8, " key\n", Ok(b" key\n")),
+            (SecretEncoding::Base64, "AP8+/w==", Ok(&[0, 255, 62, 255])),
+            (SecretEncoding::Base64, "AP8+/w\n", Ok(&[0, 255, 62, 255])),
+            (SecretEncoding::Base64, "AP8-_w", Err(())),
+            (SecretEncoding::Base64Url, "AP8-_w", Ok(&[0, 255, 62, 255])),
+            (SecretEncoding::Base64Url, "AP8-_w==", Ok(&[0, 255, 62, 255])),
+            (SecretEncoding::Hex, "00ff3EFF", Ok(&[0, 255, 62, 255])),
+            (SecretEncoding::Hex, "00f", Err(())),
+            (SecretEncoding::Hex, "zz", Err(())),
+        ];
+        for (encoding, text, expected) in table {
+            assert_eq!(encoding.decode(text).map_err(|_| ()), expected.map(<[u8]>::to_vec), "{encoding:?} {text:?}");
         }
     }
 

@@ -10,7 +10,7 @@ use super::model::{ApiKeyScheme, AuthSchemes, InlineKey, JwtScheme, Requirement,
 use crate::auth::jwt::{Algorithm, VerifyingKey};
 use crate::auth::policy::{
     self, AuthPolicies, ClaimPath, Consumer, ConsumerField, CredentialSource, IssuerPolicy, JwksBounds, JwksSource,
-    RouteRequirement, Scheme, SchemeKind, SecretRef, SetRule, StaticConsumer,
+    RouteRequirement, Scheme, SchemeKind, SecretEncoding, SecretRef, SetRule, StaticConsumer,
 };
 
 const DEFAULT_MAX_TOKEN_BYTES: u32 = 8192;
@@ -163,11 +163,29 @@ fn compile_jwt(
                 c.error(Kind::InvalidValue, format!("{secret_at}.secret"), format!("invalid secret name \"{}\"", secret.secret))
                     .hint = Some("name a runtime secret: lower case letters, digits and '_', e.g. \"jwt_secret\"; never the secret itself".into());
             }
-            if let Some(alg) = algorithm(c, &format!("{secret_at}.alg"), &secret.alg, Algorithm::is_hmac) {
+            let encoding = match secret.encoding.as_deref() {
+                None => Some(SecretEncoding::Utf8),
+                Some(name) => {
+                    let encoding = SecretEncoding::from_name(name);
+                    if encoding.is_none() {
+                        c.error(
+                            Kind::InvalidValue,
+                            format!("{secret_at}.encoding"),
+                            format!("unknown encoding \"{name}\""),
+                        )
+                        .hint = Some("use \"utf8\", \"base64\", \"base64url\" or \"hex\"".into());
+                    }
+                    encoding
+                }
+            };
+            if let (Some(alg), Some(encoding)) =
+                (algorithm(c, &format!("{secret_at}.alg"), &secret.alg, Algorithm::is_hmac), encoding)
+            {
                 secrets.push(SecretRef {
                     name: secret.secret.as_str().into(),
                     alg,
                     kid: secret.kid.as_deref().map(Into::into),
+                    encoding,
                 });
             }
         }

@@ -407,6 +407,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             retry,
             aggregate,
             cache,
+            method_override: route.method_override.unwrap_or(false),
         });
     }
     auth.requirements = requirements.into();
@@ -414,6 +415,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     let router = Router::build(&routes, &templates, &mut c.errors);
     if c.errors.is_empty() {
         Ok(Gateway {
+            identity_headers: auth.forwarded_header_names(),
             router,
             routes: routes.into(),
             upstreams: upstreams.into(),
@@ -643,5 +645,6 @@ fn compile_cors(c: &mut Compiler, at: &str, cors: &Cors, route_methods: Option<&
     if c.errors.len() > errors_before {
         return None;
     }
-    Some(CorsPolicy::new(origins, &methods, &allow_headers, &expose_headers, credentials, cors.max_age_s))
+    let policy = CorsPolicy::new(origins, &methods, &allow_headers, &expose_headers, credentials, cors.max_age_s);
+    Some(policy.keeping_upstream_headers(cors.keep_upstream_headers.unwrap_or(false)))
 }

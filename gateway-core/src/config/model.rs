@@ -166,6 +166,11 @@ pub struct Route {
     /// Cache GET answers at the edge (Workers Cache API; Spin has no edge cache).
     #[serde(default)]
     pub cache: Option<CacheConfig>,
+    /// Let `X-HTTP-Method-Override`, `X-HTTP-Method` and `X-Method-Override` reach the
+    /// upstream (default false: removed, so a client cannot turn an allowed POST into a DELETE
+    /// the route does not accept).
+    #[serde(default)]
+    pub method_override: Option<bool>,
 }
 
 /// Edge caching of GET answers.
@@ -239,6 +244,12 @@ pub struct Cors {
     #[serde(default)]
     #[schemars(range(max = 86400))]
     pub max_age_s: Option<u32>,
+    /// Keep the upstream's own `Access-Control-*` response headers (default false: with a
+    /// policy the gateway owns CORS and removes them, so an upstream that reflects any origin
+    /// cannot widen the policy). When kept, the gateway adds its own only where the upstream
+    /// sent no `Access-Control-Allow-Origin`.
+    #[serde(default)]
+    pub keep_upstream_headers: Option<bool>,
 }
 
 /// The authentication schemes, by kind. Names are unique across both maps.
@@ -353,6 +364,12 @@ pub struct SecretKey {
     /// Key id matched against the token's `kid`.
     #[serde(default)]
     pub kid: Option<String>,
+    /// How the secret's text encodes the key bytes: `utf8` (default: the text itself),
+    /// `base64`, `base64url` (padding optional) or `hex`. The decoded key must be at least as
+    /// long as the hash (32, 48, 64 bytes).
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(utf8|base64|base64url|hex)$"))]
+    pub encoding: Option<String>,
 }
 
 /// Where a credential is read from. At most one field; none means the default.
@@ -642,7 +659,9 @@ pub struct BodyTransform {
     /// Largest body transformed, in bytes (default 1048576).
     #[serde(default)]
     pub max_bytes: Option<u64>,
-    /// A body that is not JSON or is too large: `pass_through` (default) or `bad_gateway` (502).
+    /// A body that is not JSON or is too large: `bad_gateway` (502 `bad-upstream-body`) or
+    /// `pass_through` (unchanged). Default: `bad_gateway` when `allow` or `deny` is given (a
+    /// filter fails closed), else `pass_through`.
     #[serde(default)]
     pub on_invalid: Option<String>,
 }

@@ -143,13 +143,17 @@ pub(super) fn body_plan(c: &mut Compiler, at: &str, body: &BodyTransform) -> Bod
     let allow = body.allow.as_ref().map(|list| list.iter().filter_map(|p| path("allow", p)).collect());
     let deny = body.deny.iter().filter_map(|p| path("deny", p)).collect();
     let rename = body.rename.iter().filter_map(|(from, to)| Some((path("rename", from)?, to.clone()))).collect();
-    let on_invalid = match body.on_invalid.as_deref().unwrap_or("pass_through") {
-        "pass_through" => OnInvalidBody::PassThrough,
-        "bad_gateway" => OnInvalidBody::BadGateway,
-        other => {
+    // A route that removes fields for safety fails closed: a body it cannot filter is never
+    // passed on unless the route says so.
+    let filters = body.allow.is_some() || !body.deny.is_empty();
+    let on_invalid = match body.on_invalid.as_deref() {
+        None if filters => OnInvalidBody::BadGateway,
+        None | Some("pass_through") => OnInvalidBody::PassThrough,
+        Some("bad_gateway") => OnInvalidBody::BadGateway,
+        Some(other) => {
             c.error(Kind::InvalidValue, format!("{at}.on_invalid"), format!("unknown value \"{other}\"")).hint =
                 Some("use pass_through or bad_gateway".into());
-            OnInvalidBody::PassThrough
+            OnInvalidBody::BadGateway
         }
     };
     let ops = JsonOps { target, allow, deny, rename, group: body.group.clone() };

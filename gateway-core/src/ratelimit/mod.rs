@@ -144,14 +144,20 @@ fn status_header(policy: &RatePolicy, decision: &Decision) -> String {
     items.join(", ")
 }
 
-/// Escapes the key separator so that distinct parts can never build the same key.
-fn push_part(key: &mut String, part: &str) {
+/// The key every request without its key parts shares (`on_missing_key: shared`). A `?` is
+/// escaped in every part, so no part can spell it.
+const MISSING_PART: &str = "|?missing";
+
+/// Appends one key part. Everything but unreserved ASCII is percent-escaped, so distinct
+/// parts can never build the same key, nor the shared key of requests without one.
+fn push_part(key: &mut String, part: &[u8]) {
     key.push('|');
-    for c in part.chars() {
-        match c {
-            '|' => key.push_str("%7C"),
-            '%' => key.push_str("%25"),
-            c => key.push(c),
+    for &byte in part {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
+            key.push(char::from(byte));
+        } else {
+            key.push('%');
+            crate::hygiene::push_hex(key, &[byte]);
         }
     }
 }
@@ -169,17 +175,18 @@ pub(crate) fn counting_key(
     key.push_str(&policy.name);
     for part in policy.key.iter() {
         match part {
-            KeyPart::Ip => push_part(&mut key, &client.ip?.to_string()),
+            KeyPart::Ip => push_part(&mut key, client.ip?.to_string().as_bytes()),
             KeyPart::Consumer => match identity {
-                Identity::Consumer(consumer) => push_part(&mut key, &consumer.id),
+                Identity::Consumer(consumer) => push_part(&mut key, consumer.id.as_bytes()),
                 _ => return None,
             },
             KeyPart::Claim(path) => match identity {
-                Identity::Token { claims } => push_part(&mut key, &claim_header_text(path.lookup(claims)?)?),
+                Identity::Token { claims } => push_part(&mut key, claim_header_text(path.lookup(claims)?)?.as_bytes()),
                 _ => return None,
             },
-            KeyPart::Header(name) => push_part(&mut key, headers.get(name)?.to_str().ok()?),
-            KeyPart::Route => push_part(&mut key, route_id),
+            // The raw bytes: a value that is not visible ASCII still counts apart.
+            KeyPart::Header(name) => push_part(&mut key, headers.get(name)?.as_bytes()),
+            KeyPart::Route => push_part(&mut key, route_id.as_bytes()),
         }
     }
     Some(key)
@@ -216,7 +223,7 @@ pub(crate) async fn enforce<P: Platform>(
                         request_id,
                     ));
                 }
-                OnMissingKey::Shared => format!("rl:{}|?missing", policy.name),
+                OnMissingKey::Shared => format!("rl:{}{MISSING_PART}", policy.name),
             },
         };
         let request = LimitRequest {
@@ -300,11 +307,28 @@ mod tests {
 
     #[test]
     fn key_parts_cannot_collide() {
-        let mut a = String::new();
-        push_part(&mut a, "x|y");
-        let mut b = String::new();
-        push_part(&mut b, "x");
-        push_part(&mut b, "y");
-        assert_ne!(a, b);
+        let key = |parts: &[&[u8]]| {
+            let mut key = String::new();
+            for part in parts {
+                push_part(&mut key, part);
+            }
+            key
+        };
+        let distinct: [&[&[u8]]; 8] = [
+            &[b"x|y"],
+            &[b"x", b"y"],
+            &[b"x%7Cy"],
+            &[b"?missing"],
+            &[b"x%y"],
+            &[b"caf\xc3\xa9"],
+            &[b"caf%C3%A9"],
+            &[b""],
+        ];
+        for (i, a) in distinct.iter().enumerate() {
+            assert!(!key(a).contains(MISSING_PART), "{:?} spells the missing marker", key(a));
+            for b in distinct.iter().skip(i + 1) {
+                assert_ne!(key(a), key(b));
+            }
+        }
     }
 }

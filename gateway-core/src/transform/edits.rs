@@ -111,11 +111,11 @@ impl QueryPlan {
     pub fn apply(&self, query: Option<&str>, context: &Context<'_>) -> Option<String> {
         let mut out = String::new();
         for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-            let name = pair.split_once('=').map_or(pair, |(name, _)| name);
+            // Compared decoded: `tok%65n` is `token` to the upstream.
             let keep = match &self.mode {
                 QueryMode::Pass => true,
-                QueryMode::Allow(names) => names.iter().any(|n| **n == *name),
-                QueryMode::Deny(names) => !names.iter().any(|n| **n == *name),
+                QueryMode::Allow(names) => names.iter().any(|n| crate::query::name_is(pair, n)),
+                QueryMode::Deny(names) => !names.iter().any(|n| crate::query::name_is(pair, n)),
             };
             if keep {
                 if !out.is_empty() {
@@ -184,6 +184,9 @@ mod tests {
         assert_eq!(allow.apply(Some("page=2&debug=1&page=3"), &ctx).as_deref(), Some("page=2&page=3"));
         let deny = plan(QueryMode::Deny(["debug".into()].into()), vec![("src", "edge {params.id}")]);
         assert_eq!(deny.apply(Some("debug=1&q=x"), &ctx).as_deref(), Some("q=x&src=edge%2042"));
+        // Names are compared as the upstream decodes them.
+        assert_eq!(deny.apply(Some("d%65bug=1&%64ebug=2&q=x"), &ctx).as_deref(), Some("q=x&src=edge%2042"));
+        assert_eq!(allow.apply(Some("p%61ge=2&debug=1"), &ctx).as_deref(), Some("p%61ge=2"));
         let pass = plan(QueryMode::Pass, vec![("u", "{claims.sub}")]);
         assert_eq!(pass.apply(None, &ctx), None, "a missing value adds nothing");
     }

@@ -19,6 +19,8 @@ pub enum FakeBody {
     Bytes(Bytes),
     /// A body of unknown length arriving in chunks.
     Chunks(Vec<Bytes>),
+    /// A client that sends a few bytes, then nothing, forever.
+    Stalled,
 }
 
 impl Body for FakeBody {
@@ -36,6 +38,7 @@ impl Body for FakeBody {
             Self::Empty => vec![],
             Self::Bytes(b) => vec![b],
             Self::Chunks(c) => c,
+            Self::Stalled => std::future::pending().await,
         };
         let mut out = Vec::new();
         for chunk in chunks {
@@ -54,6 +57,7 @@ impl FakeBody {
             Self::Empty => String::new(),
             Self::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             Self::Chunks(c) => c.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
+            Self::Stalled => String::new(),
         }
     }
 }
@@ -79,6 +83,9 @@ pub struct Fake {
     pub limiter_down: Cell<bool>,
     /// The edge cache: key → (status, headers, body).
     pub cache: RefCell<HashMap<String, (u16, http::HeaderMap, String)>>,
+    /// Times each fetch is pending before it answers, as a network round trip would be:
+    /// lets concurrent requests interleave.
+    pub fetch_yields: Cell<u32>,
 }
 
 impl Fake {
@@ -95,6 +102,7 @@ impl Fake {
             limits: RefCell::new(HashMap::new()),
             limiter_down: Cell::new(false),
             cache: RefCell::new(HashMap::new()),
+            fetch_yields: Cell::new(0),
         }
     }
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
@@ -121,6 +129,9 @@ impl Fetch for Fake {
     type Body = FakeBody;
     async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
         self.received.borrow_mut().push(request);
+        for _ in 0..self.fetch_yields.get() {
+            yield_now().await;
+        }
         self.now.set(self.now.get() + 7);
         let next = self.script.borrow_mut().pop_front();
         match next {
@@ -135,13 +146,34 @@ impl Fetch for Fake {
         }
     }
 }
+/// Pending once, then ready.
+async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
 impl Clock for Fake {
     fn now(&self) -> UnixMillis {
         self.now.get()
     }
 }
 impl Sleep for Fake {
-    async fn sleep(&self, _duration: Duration) {}
+    /// Immediate, unless fetches take turns: then a sleep outlasts a fetch, as a timeout
+    /// outlasts a round trip.
+    async fn sleep(&self, _duration: Duration) {
+        for _ in 0..self.fetch_yields.get().saturating_mul(4) {
+            yield_now().await;
+        }
+    }
 }
 impl Entropy for Fake {
     fn fill(&self, buf: &mut [u8]) {

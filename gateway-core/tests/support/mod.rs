@@ -25,3 +25,24 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
     }
     panic!("future still pending after 1000 polls");
 }
+
+/// Runs several futures concurrently on one thread, as one isolate serves concurrent requests.
+pub fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    block_on(std::future::poll_fn(|cx| {
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                if let Poll::Ready(out) = future.as_mut().poll(cx) {
+                    *output = Some(out);
+                }
+            }
+        }
+        if outputs.iter().all(Option::is_some) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }));
+    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+}

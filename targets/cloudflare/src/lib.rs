@@ -73,7 +73,7 @@ fn headers_from_web(headers: &web_sys::Headers) -> HeaderMap {
     for entry in headers.entries().into_iter().flatten() {
         let pair: js_sys::Array = entry.unchecked_into();
         let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(&value)) {
+        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), header_value(value)) {
             map.append(name, value);
         }
     }
@@ -83,11 +83,29 @@ fn headers_from_web(headers: &web_sys::Headers) -> HeaderMap {
 fn headers_to_web(map: &HeaderMap) -> Result<web_sys::Headers, JsValue> {
     let headers = web_sys::Headers::new()?;
     for (name, value) in map {
-        // Header values are bytes; JS wants a ByteString, which is Latin-1.
-        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
-        headers.append(name.as_str(), &value)?;
+        headers.append(name.as_str(), &header_str(value))?;
     }
     Ok(headers)
+}
+
+// Header values cross between wasm and workerd as UTF-8 in both directions. workerd does not
+// give JS `Headers` the WebIDL ByteString (Latin-1, one char per byte) the Fetch standard
+// describes: it decodes received header bytes as UTF-8 and encodes JS header strings as UTF-8
+// on the wire (workerd's headers.c++: "we encode header strings as UTF-8";
+// cloudflare/workerd#6927), and workers-rs converts the same way. So the bytes of a value are
+// its UTF-8 text: a Latin-1 mapping here would send `c3 a9` (é) out as `c3 83 c2 a9`.
+
+/// A header value read from JS (a UTF-8 Rust string, as wasm-bindgen hands it over) as the
+/// same bytes, without another copy.
+fn header_value(value: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
+}
+
+/// A header value as the string JS takes: borrowed when it is UTF-8 (always, for values that
+/// came from workerd). Other bytes cannot reach the wire unchanged through workerd; they
+/// become U+FFFD, as workerd itself does with such bytes when it receives them.
+fn header_str(value: &HeaderValue) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(value.as_bytes())
 }
 
 fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
@@ -350,5 +368,43 @@ impl SignatureVerifier for Workers {
         let promise =
             subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &crypto_key, signature, message).ok()?;
         JsFuture::from(promise).await.ok()?.as_bool()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+
+    use http::HeaderValue;
+
+    use super::{header_str, header_value};
+
+    #[test]
+    fn utf8_header_bytes_cross_unchanged_in_both_directions() {
+        let bytes = "café 日本 €".as_bytes();
+        let value = HeaderValue::from_bytes(bytes).unwrap();
+        let text = header_str(&value);
+        assert!(matches!(text, Cow::Borrowed(_)), "no copy on the way out");
+        assert_eq!(text.as_bytes(), bytes, "the JS string is the UTF-8 text, not one char per byte");
+        assert_eq!(header_value(text.into_owned()).unwrap().as_bytes(), bytes);
+    }
+
+    #[test]
+    fn ascii_header_values_are_borrowed() {
+        let value = HeaderValue::from_static("application/json; charset=utf-8");
+        assert!(matches!(header_str(&value), Cow::Borrowed("application/json; charset=utf-8")));
+        assert_eq!(header_value("text/plain".to_owned()).unwrap(), "text/plain");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_become_replacement_characters() {
+        let value = HeaderValue::from_bytes(b"caf\xe9").unwrap();
+        assert_eq!(header_str(&value), "caf\u{fffd}");
+    }
+
+    #[test]
+    fn invalid_header_text_is_dropped() {
+        assert!(header_value("a\r\nb".to_owned()).is_none());
+        assert!(header_value("nul\0".to_owned()).is_none());
     }
 }

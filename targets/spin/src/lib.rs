@@ -9,7 +9,7 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Limiter,
     Secrets, SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
@@ -17,9 +17,11 @@ use gateway_core::ports::{
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use spin_sdk::http::{
-    Fields, IncomingRequest, IncomingResponse, Method, OutgoingRequest, OutgoingResponse, ResponseOutparam, Scheme,
+    ErrorCode, Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
 };
 use spin_sdk::http_component;
+use wasi::io::streams::{OutputStream, StreamError};
 
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
 
@@ -107,25 +109,87 @@ async fn send_response(response: Response<SpinBody>, response_out: ResponseOutpa
     let (parts, body) = response.into_parts();
     let outgoing = OutgoingResponse::new(fields_of(&parts.headers));
     let _ = outgoing.set_status_code(parts.status.as_u16());
-    let mut sink = outgoing.take_body();
+    let sink = outgoing.body().ok().and_then(BodyWriter::new);
     response_out.set(outgoing);
-    let _ = pump(body, &mut sink).await;
+    if let Some(sink) = sink {
+        let _ = pump(body, sink).await;
+    }
 }
 
-/// Copies a body into a wasi output stream chunk by chunk, never holding it whole.
-async fn pump(
-    body: SpinBody,
-    sink: &mut (impl futures::Sink<Vec<u8>, Error = wasi::io::streams::StreamError> + Unpin),
-) -> Result<(), ()> {
+/// Copies a body into a wasi outgoing body chunk by chunk, never holding it whole, and
+/// finishes it only when the source ended cleanly. A source that fails (an upstream that
+/// closed mid-body, a client whose upload broke off) leaves the outgoing body unfinished, and
+/// the receiver sees the message aborted rather than a short one that looks complete.
+async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), ()> {
     match body {
-        SpinBody::Empty => Ok(()),
-        SpinBody::Bytes(bytes) => sink.send(bytes.to_vec()).await.map_err(|_| ()),
+        SpinBody::Empty => {}
+        SpinBody::Bytes(bytes) => sink.write(&bytes).await.map_err(|_| ())?,
         SpinBody::Stream(stream) => {
             let mut chunks = stream.chunks();
             while let Some(chunk) = chunks.next().await {
-                sink.send(chunk.map_err(|_| ())?).await.map_err(|_| ())?;
+                sink.write(&chunk.map_err(|_| ())?).await.map_err(|_| ())?;
             }
-            Ok(())
+        }
+    }
+    sink.finish().map_err(|_| ())
+}
+
+/// A wasi `outgoing-body` being written, finished only by [`BodyWriter::finish`].
+///
+/// Dropped unfinished, the body is aborted: wasmtime-wasi-http (Spin's engine) turns the
+/// `outgoing-body` drop into an error of the hyper body, and hyper ends the HTTP/1.1 message
+/// without its last chunk (or short of its Content-Length) and closes the connection. spin-sdk's
+/// own `take_body` sink calls `finish` when dropped, which would end a broken body as if it were
+/// complete, so it is not used.
+struct BodyWriter {
+    // Dropped in this order: the stream is a child resource of the body.
+    stream: Option<OutputStream>,
+    body: Option<OutgoingBody>,
+}
+
+impl BodyWriter {
+    fn new(body: OutgoingBody) -> Option<Self> {
+        let stream = body.write().ok()?;
+        Some(Self { stream: Some(stream), body: Some(body) })
+    }
+
+    /// Writes all of `chunk`, waiting for the stream to accept more when it is full.
+    async fn write(&mut self, mut chunk: &[u8]) -> Result<(), StreamError> {
+        let stream = self.stream.as_ref().ok_or(StreamError::Closed)?;
+        let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+        std::future::poll_fn(|cx| loop {
+            if chunk.is_empty() {
+                // A request to pass the bytes on; it does not wait (a no-op in wasmtime-wasi-http).
+                return Poll::Ready(stream.flush());
+            }
+            match stream.check_write() {
+                Ok(0) => {
+                    let pollable = stream.subscribe();
+                    registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
+                    return Poll::Pending;
+                }
+                Ok(permitted) => {
+                    let n = usize::try_from(permitted).unwrap_or(usize::MAX).min(chunk.len());
+                    let Some((now, rest)) = chunk.split_at_checked(n) else {
+                        return Poll::Ready(Err(StreamError::Closed));
+                    };
+                    if let Err(error) = stream.write(now) {
+                        return Poll::Ready(Err(error));
+                    }
+                    chunk = rest;
+                }
+                Err(error) => return Poll::Ready(Err(error)),
+            }
+        })
+        .await
+    }
+
+    /// Ends the body cleanly (the terminating chunk, or the Content-Length reached).
+    fn finish(mut self) -> Result<(), ErrorCode> {
+        drop(self.stream.take());
+        match self.body.take() {
+            Some(body) => OutgoingBody::finish(body, None),
+            None => Ok(()),
         }
     }
 }
@@ -231,11 +295,11 @@ impl Fetch for SpinPlatform {
         outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| invalid("authority"))?;
         outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| invalid("path"))?;
 
-        let mut sink = outgoing.take_body();
+        let sink = outgoing.body().ok().and_then(BodyWriter::new).ok_or_else(|| invalid("body"))?;
         let send = spin_sdk::http::send::<_, IncomingResponse>(outgoing);
+        // An upload that fails mid-way is aborted, never sent upstream as a complete body.
         let upload = async move {
-            let _ = pump(body, &mut sink).await;
-            drop(sink);
+            let _ = pump(body, sink).await;
         };
         let (response, ()) = futures::join!(send, upload);
         let response = response.map_err(|e| FetchError::Unreachable(e.to_string()))?;
