@@ -16,6 +16,8 @@ export const SECRETS = {
   jwt_hs256: "conformance-hs256-secret-0123456789abcdef",
   jwt_hs384: "conformance-hs384-secret-0123456789abcdef-0123456789abcdef",
   jwt_hs512: "conformance-hs512-secret-0123456789abcdef-0123456789abcdef-0123456789abcdef",
+  // 32 random bytes, as a key generator gives them, stored base64 (routes.json says `"encoding": "base64"`).
+  jwt_b64: "7f3vAAEC/wiQh5K+Y2a0uX3Lq0Zk9m1c8aS4n2bV0xE=",
 };
 
 /** A consumer that lives only in the key-value store. */

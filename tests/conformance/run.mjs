@@ -17,6 +17,7 @@ import { startIdp } from "../idp/idp.mjs";
 import { rateLimitChecks } from "./ratelimit.mjs";
 import { transformScenarios } from "./transform.mjs";
 import { balanceChecks } from "./balance.mjs";
+import { hardeningScenarios, hardeningChecks } from "./hardening.mjs";
 import { streamChecks } from "./streams.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -152,7 +153,7 @@ async function main() {
     d: await startUpstream({ port: 47185, name: "d" }),
   };
   const idp = await startIdp({ port: IDP_PORT });
-  const scenarios = [...staticScenarios, ...transformScenarios, ...(await authScenarios(idp))];
+  const scenarios = [...staticScenarios, ...transformScenarios, ...(await authScenarios(idp)), ...(await hardeningScenarios())];
   let gateway = runtime === "workers" ? await startWorkers() : await startSpin();
   let failed = 0;
   let checks = 0;
@@ -229,8 +230,9 @@ async function main() {
     const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
     const balance = await balanceChecks(runtime, (request) => send(gateway.port, request));
     const streams = await streamChecks(runtime, gateway.port);
-    sent += limits.sent + balance.sent + streams.sent;
-    for (const { name, failures } of [...limits.results, ...balance.results, ...streams.results]) {
+    const hardening = await hardeningChecks(runtime, (request) => send(gateway.port, request), gateway.port, idp);
+    sent += limits.sent + balance.sent + streams.sent + hardening.sent;
+    for (const { name, failures } of [...limits.results, ...balance.results, ...hardening.results, ...streams.results]) {
       checks++;
       if (failures.length) {
         failed++;

@@ -11,6 +11,9 @@
 //   ANY  /header-bytes       hex of the x-bytes-* request header bytes; x-bytes-* response headers with non-ASCII bytes
 //   ANY  /truncated?bytes=N&framing=chunked|length  a 200 promising more than N bytes, N sent, then the socket closed
 //   ANY  /uploads/{key}      echoes; GET /uploads/{key}/outcome says whether that upload ended or was cut off
+//   ANY  /cors-reflect       echoes as JSON, reflecting any Origin with credentials (a careless upstream)
+//   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
+//   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
 //   ANY  anything else       echoes the request as JSON
 import http from "node:http";
 
@@ -43,6 +46,8 @@ const uploads = new Map();
 // Non-ASCII response header values, as the bytes they are sent as (node writes header strings as Latin-1).
 export const HEADER_BYTES = { "x-bytes-utf8": Buffer.from("café 日本 €"), "x-bytes-latin1": Buffer.from("caf\xe9", "latin1") };
 
+let varyCalls = 0;
+
 function json(res, status, value, headers = {}) {
   const text = JSON.stringify(value);
   res.writeHead(status, { "content-type": "application/json", "content-length": Buffer.byteLength(text), ...headers });
@@ -57,6 +62,21 @@ function route(req, res, url, body, name, flaky) {
     flaky.set(m[1], seen);
     const failing = seen <= Number(url.searchParams.get("fail") ?? 1);
     return json(res, failing ? 503 : 200, { attempt: seen, upstream: name });
+  }
+  if (path === "/cors-reflect") {
+    return json(res, 200, { upstream: name, origin: req.headers.origin ?? null }, {
+      "access-control-allow-origin": req.headers.origin ?? "*",
+      "access-control-allow-credentials": "true",
+      "access-control-expose-headers": "x-internal",
+      vary: "Accept-Encoding",
+    });
+  }
+  if (path === "/vary-tenant") {
+    varyCalls++;
+    return json(res, 200, { tenant: req.headers["x-tenant"] ?? null, n: varyCalls, upstream: name }, { vary: "X-Tenant", "cache-control": "max-age=60" });
+  }
+  if (path === "/json-secret") {
+    return json(res, 200, { data: { keep: 1, secret: "s3cr3t" }, pad: "x".repeat(Number(url.searchParams.get("pad") ?? 0)) });
   }
   if (path === "/hello") return json(res, 200, { message: "Hello from the edgegate demo upstream", upstream: name });
   if ((m = path.match(/^\/users\/([^/]+)$/))) return json(res, 200, { id: decodeURIComponent(m[1]), name: `User ${m[1]}`, upstream: name });

@@ -1,0 +1,270 @@
+//! The defects hostile and careful use found (issue 9), each as the client and the upstream
+//! see it through `handle` over fakes. Each test failed before its fix.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use gateway_core::ports::Client;
+use gateway_core::{handle, Gateway};
+use http::{Request, Response};
+use serde_json::{json, Value};
+
+mod support;
+use support::block_on;
+use support::fake::{Fake, FakeBody, Script};
+
+const CLIENT: Client = Client { ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9))), https: true };
+
+fn routes(trust: bool) -> String {
+    json!({
+      "version": 1,
+      "defaults": {"trust_forwarded_headers": trust},
+      "auth": {
+        "jwt": {"corp": {"issuers": [{"issuer": "https://id.example", "secrets": [{"secret": "s", "alg": "HS256"}]}],
+                         "forward_claims": {"x-user-id": "sub"}}},
+        "api_keys": {"partners": {"store": true, "forward": {"x-consumer-id": "id"}}}
+      },
+      "rate_limits": {"tenant": {"key": ["header:x-tenant"], "limits": [{"requests": 1, "per_s": 60}]}},
+      "upstreams": {
+        "a": {"url": "http://a.internal"},
+        "fragile": {"url": "http://fragile.internal", "breaker": {"failure_percent": 50, "min_requests": 2, "window_s": 30, "cooldown_s": 30}}
+      },
+      "routes": [
+        {"id": "pub", "match": {"path": "/pub/{*rest}"}, "upstream": "a"},
+        {"id": "override", "match": {"path": "/override"}, "upstream": "a", "method_override": true},
+        {"id": "cors", "match": {"path": "/cors"}, "upstream": "a",
+         "cors": {"allow_origins": ["https://app.example.com"], "allow_credentials": true}},
+        {"id": "cors-keep", "match": {"path": "/cors-keep"}, "upstream": "a",
+         "cors": {"allow_origins": ["https://app.example.com"], "keep_upstream_headers": true}},
+        {"id": "any", "match": {"path": "/any"}, "upstream": "a", "cors": {"allow_origins": ["*"]}},
+        {"id": "deny", "match": {"path": "/deny"}, "upstream": "a", "request": {"query": {"deny": ["token"]}}},
+        {"id": "allow", "match": {"path": "/allow"}, "upstream": "a", "request": {"query": {"allow": ["page"]}}},
+        {"id": "cached", "match": {"path": "/cached"}, "upstream": "a", "cache": {"ttl_s": 60}},
+        {"id": "validated", "match": {"path": "/validated"}, "upstream": "a", "validate_body": {"type": "object"}},
+        {"id": "fragile", "match": {"path": "/fragile"}, "upstream": "fragile", "timeout_ms": 100},
+        {"id": "home", "match": {"path": "/home"}, "aggregate": {"legs": [
+          {"name": "one", "upstream": "a", "path": "/one", "group": "one"},
+          {"name": "two", "upstream": "a", "path": "/two", "group": "two"}]}},
+        {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]}
+      ]
+    })
+    .to_string()
+}
+
+fn request(method: &str, path: &str, headers: &[(&str, &str)]) -> Request<FakeBody> {
+    request_with(method, path, headers, FakeBody::Empty)
+}
+
+fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: FakeBody) -> Request<FakeBody> {
+    let mut builder = Request::builder().method(method).uri(format!("https://gw.example{path}"));
+    for (n, v) in headers {
+        builder = builder.header(*n, *v);
+    }
+    builder.body(body).unwrap()
+}
+
+fn send(gateway: &Gateway, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
+    block_on(handle(gateway, fake, request, &CLIENT))
+}
+
+fn problem_type(response: &Response<FakeBody>) -> String {
+    let body: Value = serde_json::from_str(&response.body().text()).unwrap();
+    body["type"].as_str().unwrap().to_owned()
+}
+
+/// Items 1 and 2: what the client says about identity and the connection never reaches the
+/// upstream; the gateway's own forwarding headers do.
+#[test]
+fn spoofable_headers_never_reach_the_upstream() {
+    let spoofed = [
+        ("x-user-id", "victim"),
+        ("x-consumer-id", "acme"),
+        ("x-forwarded-port", "8443"),
+        ("x-forwarded-prefix", "/admin"),
+        ("x-forwarded-server", "evil"),
+        ("x-forwarded-scheme", "http"),
+        ("x-forwarded-ssl", "off"),
+        ("x-forwarded-for", "10.0.0.1"),
+        ("x-original-url", "/admin/x"),
+        ("x-rewrite-url", "/admin/x"),
+        ("x-real-ip", "10.0.0.1"),
+        ("forwarded", "for=10.0.0.1;proto=http"),
+        ("true-client-ip", "10.0.0.1"),
+        ("x-client-ip", "10.0.0.1"),
+        ("x-http-method-override", "DELETE"),
+        ("x-http-method", "DELETE"),
+        ("x-method-override", "DELETE"),
+    ];
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new();
+    assert_eq!(send(&gateway, &fake, request("POST", "/pub/x", &spoofed)).status(), 200);
+    let upstream = fake.last();
+    for (name, _) in spoofed {
+        let expected = match name {
+            "x-forwarded-for" => Some("203.0.113.9"),
+            _ => None,
+        };
+        assert_eq!(upstream.headers().get(name).map(|v| v.to_str().unwrap()), expected, "{name}");
+    }
+    assert_eq!(upstream.headers()["x-forwarded-proto"], "https");
+    assert_eq!(upstream.headers()["x-forwarded-host"], "gw.example");
+
+    // A route that opts in keeps the method override; identity headers go everywhere.
+    let fake = Fake::new();
+    send(&gateway, &fake, request("POST", "/override", &spoofed));
+    let upstream = fake.last();
+    assert_eq!(upstream.headers()["x-http-method-override"], "DELETE");
+    assert!(upstream.headers().get("x-user-id").is_none());
+
+    // Behind a trusted proxy the forwarding headers stay, identity headers still go.
+    let trusting = Gateway::from_json(&routes(true)).unwrap();
+    let fake = Fake::new();
+    send(&trusting, &fake, request("GET", "/pub/x", &spoofed));
+    let upstream = fake.last();
+    assert_eq!(upstream.headers()["x-forwarded-prefix"], "/admin");
+    assert_eq!(upstream.headers()["x-forwarded-for"], "10.0.0.1, 203.0.113.9");
+    assert!(upstream.headers().get("x-user-id").is_none() && upstream.headers().get("x-consumer-id").is_none());
+}
+
+/// Items 3 and 4: with a policy the gateway owns CORS, and says what the answer varies on.
+#[test]
+fn the_route_policy_owns_cors_and_varies_on_origin() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let reflecting = |origin: &str| {
+        Fake::new().respond(
+            200,
+            &[
+                ("access-control-allow-origin", origin),
+                ("access-control-allow-credentials", "true"),
+                ("access-control-expose-headers", "x-secret"),
+                ("vary", "Accept-Encoding"),
+            ],
+            "{}",
+        )
+    };
+    let evil = [("origin", "https://evil.example")];
+    let response = send(&gateway, &reflecting("https://evil.example"), request("GET", "/cors", &evil));
+    assert_eq!(response.status(), 200);
+    for name in ["access-control-allow-origin", "access-control-allow-credentials", "access-control-expose-headers"] {
+        assert!(response.headers().get(name).is_none(), "{name} from the upstream widened the policy");
+    }
+    assert_eq!(response.headers()["vary"], "Accept-Encoding, Origin");
+
+    let response = send(&gateway, &reflecting("*"), request("GET", "/cors", &[]));
+    assert_eq!(response.headers()["vary"], "Accept-Encoding, Origin", "also without an Origin");
+    assert!(response.headers().get("access-control-allow-origin").is_none());
+
+    let app = [("origin", "https://app.example.com")];
+    let response = send(&gateway, &reflecting("https://evil.example"), request("GET", "/cors", &app));
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
+    assert_eq!(response.headers()["access-control-allow-credentials"], "true");
+
+    // Gateway answers on the route vary too.
+    let fake = Fake::new().then(Script::Unreachable);
+    let response = send(&gateway, &fake, request("GET", "/cors", &[]));
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["vary"], "Origin");
+
+    // Opting out keeps the upstream's.
+    let response = send(&gateway, &reflecting("https://evil.example"), request("GET", "/cors-keep", &evil));
+    assert_eq!(response.headers()["access-control-allow-origin"], "https://evil.example");
+
+    // `*` is said to everyone, and does not vary.
+    let response = send(&gateway, &Fake::new(), request("GET", "/any", &[]));
+    assert_eq!(response.headers()["access-control-allow-origin"], "*");
+    assert!(response.headers().get("vary").is_none());
+}
+
+/// Item 5: query names are compared as the upstream decodes them.
+#[test]
+fn query_lists_compare_decoded_names() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new();
+    send(&gateway, &fake, request("GET", "/deny?tok%65n=x&%74oken=y&q=1&token=z", &[]));
+    assert_eq!(fake.last().uri().query(), Some("q=1"));
+    let fake = Fake::new();
+    send(&gateway, &fake, request("GET", "/allow?p%61ge=2&pag%65s=3&debug=1", &[]));
+    assert_eq!(fake.last().uri().query(), Some("p%61ge=2"));
+}
+
+/// Item 6: a stored answer serves only requests with the values it varies on.
+#[test]
+fn the_edge_cache_follows_the_upstreams_vary() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new()
+        .respond(200, &[("vary", "X-Tenant")], "tenant one")
+        .respond(200, &[("vary", "X-Tenant")], "tenant two")
+        .respond(200, &[("vary", "*")], "anything")
+        .respond(200, &[("vary", "*")], "anything again");
+    let get = |tenant: &str| send(&gateway, &fake, request("GET", "/cached", &[("x-tenant", tenant)]));
+    assert_eq!(get("one").body().text(), "tenant one");
+    let hit = get("one");
+    assert_eq!(hit.body().text(), "tenant one");
+    assert_eq!(hit.headers()["cache-status"], "edgegate; hit");
+    assert!(hit.headers().get("edgegate-vary-key").is_none(), "the bookkeeping header stays inside");
+    let other = get("two");
+    assert_eq!(other.body().text(), "tenant two", "another tenant never gets the first one's answer");
+    assert_ne!(other.headers()["cache-status"], "edgegate; hit");
+    assert_eq!(fake.received.borrow().len(), 2);
+
+    fake.cache.borrow_mut().clear();
+    assert_eq!(get("x").body().text(), "anything");
+    assert_eq!(get("x").body().text(), "anything again", "Vary: * is never reused");
+}
+
+/// Item 8: a body the gateway must read has a deadline.
+#[test]
+fn a_stalled_upload_is_answered_408() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new();
+    let response = send(&gateway, &fake, request_with("POST", "/validated", &[], FakeBody::Stalled));
+    assert_eq!(response.status(), 408);
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:request-timeout");
+    assert!(fake.received.borrow().is_empty());
+}
+
+/// Item 14: an attempt the route timeout cuts short counts against its target's breaker.
+#[test]
+fn timeouts_open_the_breaker() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new().then(Script::Hang).then(Script::Hang);
+    assert_eq!(send(&gateway, &fake, request("GET", "/fragile", &[])).status(), 504);
+    assert_eq!(send(&gateway, &fake, request("GET", "/fragile", &[])).status(), 504);
+    let open = send(&gateway, &fake, request("GET", "/fragile", &[]));
+    assert_eq!(open.status(), 503);
+    assert_eq!(problem_type(&open), "urn:edgegate:problem:upstream-circuit-open");
+    assert_eq!(fake.received.borrow().len(), 2, "the open breaker sent nothing");
+}
+
+/// Item 15: every upstream call, aggregation legs included, carries the request id and a
+/// span of the client's trace.
+#[test]
+fn aggregation_legs_carry_request_id_and_trace() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new().respond(200, &[], r#"{"a": 1}"#).respond(200, &[], r#"{"b": 2}"#);
+    let trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let response = send(&gateway, &fake, request("GET", "/home", &[("traceparent", trace), ("x-request-id", "req-1")]));
+    assert_eq!(response.status(), 200);
+    let legs = fake.received.borrow();
+    assert_eq!(legs.len(), 2);
+    for leg in legs.iter() {
+        assert_eq!(leg.headers()["x-request-id"], "req-1");
+        let parent = leg.headers()["traceparent"].to_str().unwrap();
+        assert!(parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{parent}");
+        assert!(!parent.contains("00f067aa0ba902b7"), "each leg is a new span: {parent}");
+        assert_eq!(leg.headers()["x-forwarded-for"], "203.0.113.9");
+    }
+}
+
+/// Item 16: no header value counts with another key part, nor with the keyless requests.
+#[test]
+fn rate_limit_keys_do_not_collide() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new();
+    assert_eq!(send(&gateway, &fake, request("GET", "/limited", &[])).status(), 200, "the keyless share one counter");
+    for spelled in ["?missing", "%3Fmissing", "|?missing"] {
+        let response = send(&gateway, &fake, request("GET", "/limited", &[("x-tenant", spelled)]));
+        assert_eq!(response.status(), 200, "{spelled:?} is its own tenant");
+    }
+    assert_eq!(send(&gateway, &fake, request("GET", "/limited", &[])).status(), 429);
+    let keys: Vec<String> = fake.limits.borrow().keys().cloned().collect();
+    assert_eq!(keys.len(), 4, "{keys:?}");
+}
