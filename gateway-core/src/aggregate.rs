@@ -137,6 +137,8 @@ async fn call<P: Platform>(
     headers.clone_from(common);
     crate::hygiene::propagate_trace(headers, platform);
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+    // The leg's JSON is parsed here: uncompressed on every runtime.
+    headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     for name in leg.forward_headers.iter() {
         for value in forwarded.get_all(name) {
             headers.append(name, value.clone());

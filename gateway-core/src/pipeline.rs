@@ -46,6 +46,9 @@ pub async fn handle<P: Platform>(
     client: &Client,
 ) -> Response<P::Body> {
     let started = platform.now();
+    // One client, one address: an IPv4-mapped IPv6 address is its IPv4 address for IP lists,
+    // rate-limit keys and X-Forwarded-For alike.
+    let client = &Client { ip: client.ip.map(|ip| ip.to_canonical()), ..*client };
     let (mut parts, body) = request.into_parts();
     // Before anything reads them: identity and forwarding headers are the gateway's to set.
     let method_override =
@@ -473,6 +476,11 @@ async fn forward<P: Platform>(
     hygiene::propagate_trace(&mut headers, platform);
     if let Some(edits) = &route.request_edits {
         edits.apply(&mut headers, &context);
+    }
+    if route.body.is_some() {
+        // The gateway reads this answer: ask for bytes it can parse on every runtime, not a
+        // compressed body that one runtime decodes and another does not.
+        headers.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
 
     let sent = platform.now();

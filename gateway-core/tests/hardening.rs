@@ -251,6 +251,7 @@ fn aggregation_legs_carry_request_id_and_trace() {
         assert!(parent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{parent}");
         assert!(!parent.contains("00f067aa0ba902b7"), "each leg is a new span: {parent}");
         assert_eq!(leg.headers()["x-forwarded-for"], "203.0.113.9");
+        assert_eq!(leg.headers()["accept-encoding"], "identity", "the gateway parses legs: never compressed");
     }
 }
 
@@ -267,4 +268,14 @@ fn rate_limit_keys_do_not_collide() {
     assert_eq!(send(&gateway, &fake, request("GET", "/limited", &[])).status(), 429);
     let keys: Vec<String> = fake.limits.borrow().keys().cloned().collect();
     assert_eq!(keys.len(), 4, "{keys:?}");
+}
+
+/// One client, one address: an IPv4-mapped IPv6 peer is counted and forwarded as its IPv4.
+#[test]
+fn an_ipv4_mapped_address_is_its_ipv4_address() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let mapped = Client { ip: Some("::ffff:203.0.113.9".parse().unwrap()), https: true };
+    let fake = Fake::new();
+    block_on(handle(&gateway, &fake, request("GET", "/pub/x", &[]), &mapped));
+    assert_eq!(fake.last().headers()["x-forwarded-for"], "203.0.113.9");
 }
