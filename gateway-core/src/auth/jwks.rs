@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -101,12 +100,11 @@ pub(crate) struct KeyCache {
     jwks: Mutex<HashMap<usize, JwksEntry>>,
     secrets: Mutex<HashMap<(usize, usize), VerifyingKey>>,
     verified: Mutex<HashMap<Box<str>, VerifiedToken>>,
-    /// Issuers whose keys one request is fetching now, with the requests waiting for it.
-    flights: Mutex<HashMap<usize, Vec<Waker>>>,
+    /// Issuers whose keys one request is fetching now.
+    flights: Mutex<std::collections::HashSet<usize>>,
 }
 
-/// Ends a fetch's flight when dropped (also when the fetching request is cancelled) and
-/// wakes whoever waits for it.
+/// Ends a fetch's flight when dropped, also when the fetching request is cancelled.
 struct Flight<'a> {
     cache: &'a KeyCache,
     issuer: usize,
@@ -114,15 +112,14 @@ struct Flight<'a> {
 
 impl Drop for Flight<'_> {
     fn drop(&mut self) {
-        let waiters = {
-            let mut flights = self.cache.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            flights.remove(&self.issuer)
-        };
-        for waker in waiters.into_iter().flatten() {
-            waker.wake();
-        }
+        self.cache.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.issuer);
     }
 }
+
+/// How often a request waiting for another's JWKS fetch looks again.
+const FLIGHT_POLL: Duration = Duration::from_millis(5);
+/// The longest a request waits for another's fetch (discovery and JWKS, each bounded).
+const FLIGHT_WAIT_POLLS: u32 = 2 * 5000 / 5;
 
 impl KeyCache {
     /// A token verified within [`VERIFIED_TTL_MS`], compared by its exact bytes.
@@ -146,32 +143,23 @@ impl KeyCache {
     /// Starts the issuer's fetch flight, or `None` when one is under way.
     fn take_off(&self, issuer: usize) -> Option<Flight<'_>> {
         let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if flights.contains_key(&issuer) {
-            return None;
-        }
-        flights.insert(issuer, Vec::new());
-        Some(Flight { cache: self, issuer })
+        flights.insert(issuer).then_some(Flight { cache: self, issuer })
     }
 
     fn in_flight(&self, issuer: usize) -> bool {
-        self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains_key(&issuer)
+        self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&issuer)
     }
 
-    /// Resolves when the issuer's flight has ended.
-    async fn landing(&self, issuer: usize) {
-        std::future::poll_fn(|cx| {
-            let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            match flights.get_mut(&issuer) {
-                Some(waiters) => {
-                    if !waiters.iter().any(|w| w.will_wake(cx.waker())) {
-                        waiters.push(cx.waker().clone());
-                    }
-                    Poll::Pending
-                }
-                None => Poll::Ready(()),
+    /// Resolves when the issuer's flight has ended. It looks on its own timer rather than being
+    /// woken by the fetching request: Workers cancels a continuation that another request's
+    /// context resolves.
+    async fn landing<P: Platform>(&self, platform: &P, issuer: usize) {
+        for _ in 0..FLIGHT_WAIT_POLLS {
+            if !self.in_flight(issuer) {
+                return;
             }
-        })
-        .await;
+            platform.sleep(FLIGHT_POLL).await;
+        }
     }
 
     fn entry(&self, issuer: usize) -> Option<JwksEntry> {
@@ -245,7 +233,7 @@ impl KeyCache {
                 .as_ref()
                 .is_some_and(|e| !e.usable_keys(now, bounds).is_empty() && kid.is_none_or(|kid| e.has_kid(kid)));
             if !sufficient {
-                self.landing(issuer_index).await;
+                self.landing(platform, issuer_index).await;
                 entry = self.entry(issuer_index);
             }
             return entry.unwrap_or_default();
@@ -254,7 +242,7 @@ impl KeyCache {
             return entry.unwrap_or_default();
         }
         let Some(_flight) = self.take_off(issuer_index) else {
-            self.landing(issuer_index).await;
+            self.landing(platform, issuer_index).await;
             return self.entry(issuer_index).unwrap_or_default();
         };
         {
