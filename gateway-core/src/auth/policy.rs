@@ -115,7 +115,7 @@ impl SecretEncoding {
                 .map_err(|_| "not valid base64url"),
             Self::Hex => {
                 let digits = trimmed.as_bytes();
-                if digits.len() % 2 != 0 {
+                if !digits.len().is_multiple_of(2) {
                     return Err("not valid hex (odd length)");
                 }
                 digits
@@ -458,7 +458,8 @@ mod tests {
 
     #[test]
     fn secret_encodings() {
-        let table: [(SecretEncoding, &str, Result<&[u8], ()>); 9] = [
+        type Row<'a> = (SecretEncoding, &'a str, Result<&'a [u8], ()>);
+        let table: [Row; 9] = [
             (SecretEncoding::Utf8, " key\n", Ok(b" key\n")),
             (SecretEncoding::Base64, "AP8+/w==", Ok(&[0, 255, 62, 255])),
             (SecretEncoding::Base64, "AP8+/w\n", Ok(&[0, 255, 62, 255])),

@@ -27,6 +27,7 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
 }
 
 /// Runs several futures concurrently on one thread, as one isolate serves concurrent requests.
+#[allow(dead_code)] // not every test binary runs concurrent requests
 pub fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
     let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
