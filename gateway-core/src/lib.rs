@@ -26,6 +26,7 @@ mod cors;
 mod hygiene;
 pub mod ipfilter;
 mod log;
+mod path;
 mod pipeline;
 pub mod ports;
 mod problem;
@@ -65,6 +66,8 @@ pub struct Gateway {
     keys: auth::KeyCache,
     rate_policies: Box<[ratelimit::RatePolicy]>,
     trust_forwarded: bool,
+    /// Merge duplicate slashes before routing.
+    merge_slashes: bool,
 }
 
 impl Gateway {

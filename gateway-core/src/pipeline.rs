@@ -108,6 +108,19 @@ fn response_is_not_upgrade(upstream_status: Option<u16>) -> bool {
     upstream_status != Some(101)
 }
 
+/// `uri` with another path, its query kept.
+fn with_path(uri: &http::Uri, path: &str) -> Option<http::Uri> {
+    let mut path_and_query = String::with_capacity(path.len() + uri.query().map_or(0, |q| q.len() + 1));
+    path_and_query.push_str(path);
+    if let Some(query) = uri.query() {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = Some(http::uri::PathAndQuery::try_from(path_and_query).ok()?);
+    http::Uri::from_parts(parts).ok()
+}
+
 /// `host[:port]` as the client addressed it: the URI authority, else the `Host` header.
 fn original_authority(parts: &Parts) -> Option<&str> {
     authority_of(&parts.uri, &parts.headers)
@@ -142,12 +155,24 @@ async fn route_and_forward<P: Platform>(
     request_id_str: &str,
     method_override: bool,
 ) -> Outcome<P::Body> {
+    // One reading of the path for routing and the upstream alike (see `path`).
+    let encoded_slash = match crate::path::normalize(parts.uri.path(), gateway.merge_slashes) {
+        Ok(normalized) => {
+            let encoded_slash = normalized.encoded_slash;
+            if let Some(uri) = match normalized.path {
+                std::borrow::Cow::Owned(path) => with_path(&parts.uri, &path),
+                std::borrow::Cow::Borrowed(_) => None,
+            } {
+                parts.uri = uri;
+            }
+            encoded_slash
+        }
+        Err(refusal) => {
+            let response = problem(ProblemKind::BadRequest, refusal.description(), request_id_str);
+            return Outcome::local(response, None, gateway.default_cors);
+        }
+    };
     let path = parts.uri.path();
-    if !path.starts_with('/') || hygiene::has_dot_segment(path) {
-        let response =
-            problem(ProblemKind::BadRequest, "The path must not contain '.' or '..' segments.", request_id_str);
-        return Outcome::local(response, None, gateway.default_cors);
-    }
     let host = original_authority(parts).map(host_without_port);
 
     // A CORS preflight is matched as the request it announces.
@@ -216,6 +241,10 @@ async fn route_and_forward<P: Platform>(
             None,
         );
     };
+    if encoded_slash && !route.allow_encoded_slashes {
+        let detail = crate::path::PathRefusal::EncodedSlash.description();
+        return Outcome::local(problem(ProblemKind::BadRequest, detail, request_id_str), Some(route_index), route.cors);
+    }
     if method_override && !route.method_override {
         for name in hygiene::METHOD_OVERRIDE_HEADERS {
             parts.headers.remove(name);

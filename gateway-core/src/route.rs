@@ -36,6 +36,8 @@ pub(crate) struct CompiledRoute {
     pub cache: Option<CachePolicy>,
     /// Method-override headers pass to the upstream.
     pub method_override: bool,
+    /// Paths with an encoded slash may take this route.
+    pub allow_encoded_slashes: bool,
 }
 
 /// A route's edge-cache policy.

@@ -43,7 +43,8 @@ fn routes(trust: bool) -> String {
         {"id": "home", "match": {"path": "/home"}, "aggregate": {"legs": [
           {"name": "one", "upstream": "a", "path": "/one", "group": "one"},
           {"name": "two", "upstream": "a", "path": "/two", "group": "two"}]}},
-        {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]}
+        {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]},
+        {"id": "ids", "match": {"path": "/ids/{id}"}, "upstream": "a", "allow_encoded_slashes": true}
       ]
     })
     .to_string()
@@ -278,4 +279,46 @@ fn an_ipv4_mapped_address_is_its_ipv4_address() {
     let fake = Fake::new();
     block_on(handle(&gateway, &fake, request("GET", "/pub/x", &[]), &mapped));
     assert_eq!(fake.last().headers()["x-forwarded-for"], "203.0.113.9");
+}
+
+/// Issue 15: hostile paths against a public prefix never reach a protected one upstream; each
+/// refusal names its reason; the upstream gets the normalized path.
+#[test]
+fn hostile_paths_never_reach_the_protected_prefix() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let hostile = [
+        ("/pub/..;/admin/x", "';' parameters"),
+        ("/pub/.;/admin/x", "';' parameters"),
+        ("/pub/../admin/x", "'..' segments"),
+        ("/pub/%2e%2e/admin/x", "'..' segments"),
+        ("/pub/..%2fadmin/x", "'..' segments"),
+        ("/pub/%2e%2e%2fadmin/x", "'..' segments"),
+        ("/pub/..%5cadmin/x", "backslash"),
+        ("/pub/..%5Cadmin/x", "backslash"),
+        ("/pub/%252e%252e/admin/x", "double-encoded"),
+        ("/pub/%252e%252e%252fadmin/x", "double-encoded"),
+        ("/pub/%ef%bc%8e%ef%bc%8e/admin/x", "look like a dot"),
+        ("/pub/%00/x", "control characters"),
+        ("/pub/x%2fy", "encoded '/'"),
+    ];
+    for (path, reason) in hostile {
+        let fake = Fake::new();
+        let response = send(&gateway, &fake, request("GET", path, &[]));
+        assert_eq!(response.status(), 400, "{path}");
+        let detail: Value = serde_json::from_str(&response.body().text()).unwrap();
+        assert!(detail["detail"].as_str().unwrap().contains(reason), "{path}: {detail}");
+        assert!(fake.received.borrow().is_empty(), "{path} reached the upstream");
+    }
+    let fake = Fake::new();
+    send(&gateway, &fake, request("GET", "/pub//a/%41%7e/b%c3%a9?q=%2e", &[]));
+    assert_eq!(
+        fake.last().uri().to_string(),
+        "http://a.internal/pub/a/A~/b%C3%A9?q=%2e",
+        "normalized path, query untouched"
+    );
+    // A route that says so takes encoded slashes, and forwards them encoded; dots stay refused.
+    let fake = Fake::new();
+    assert_eq!(send(&gateway, &fake, request("GET", "/ids/a%2fb", &[])).status(), 200);
+    assert_eq!(fake.last().uri().path(), "/ids/a%2Fb");
+    assert_eq!(send(&gateway, &Fake::new(), request("GET", "/ids/..%2fx", &[])).status(), 400);
 }

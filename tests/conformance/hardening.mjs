@@ -36,10 +36,56 @@ async function hs256(key, issuer, extra = {}) {
   return new SignJWT(claims).setProtectedHeader({ alg: "HS256" }).sign(key);
 }
 
-export async function hardeningScenarios() {
+/**
+ * Paths a public prefix must not turn into the protected one upstream (issue 15), with the
+ * reason the refusal names. Workers' URL parser resolves some of them (`..`, `%2e%2e`) before
+ * the gateway sees the request: those land on the protected route itself, which wants a
+ * credential (401). Either way nothing reaches the upstream.
+ */
+const HOSTILE_PATHS = [
+  // [path, reason, whether Workers' URL parser resolves it before the gateway sees it]
+  ["/h/pub/..;/admin/x", /';' parameters/],
+  ["/h/pub/.;x/admin/x", /';' parameters/],
+  ["/h/pub/../admin/x", /'\.\.' segments/, true],
+  ["/h/pub/%2e%2e/admin/x", /'\.\.' segments/, true],
+  ["/h/pub/.%2E/admin/x", /'\.\.' segments/, true],
+  ["/h/pub/..%2fadmin/x", /'\.\.' segments/],
+  ["/h/pub/%2e%2e%2fadmin/x", /'\.\.' segments/],
+  ["/h/pub/x%2f..%2f..%2fadmin", /'\.\.' segments/],
+  ["/h/pub/..%5cadmin/x", /backslash/],
+  ["/h/pub/..\\admin/x", /backslash/, true],
+  ["/h/pub/%252e%252e/admin/x", /double-encoded/],
+  ["/h/pub/%252e%252e%252fadmin/x", /double-encoded/],
+  ["/h/pub/%252fadmin", /double-encoded/],
+  ["/h/pub/%ef%bc%8e%ef%bc%8e/admin/x", /look like a dot/],
+  ["/h/pub/%e3%80%82%e3%80%82/admin/x", /look like a dot/],
+  ["/h/pub/%00/admin", /control characters/],
+  ["/h/pub/a%2fb", /encoded '\/'/],
+];
+
+export async function hardeningScenarios(runtime) {
   const hmacKey = new TextEncoder().encode(SECRETS.jwt_hs256);
   const binaryKey = Buffer.from(SECRETS.jwt_b64, "base64");
+  const paths = HOSTILE_PATHS.map(([path, reason, resolvedByWorkers]) => ({
+    name: `paths: ${path} never reaches the upstream (${resolvedByWorkers && runtime === "workers" ? "resolved by the runtime onto the protected route" : `refused: ${reason.source}`})`,
+    request: { method: "GET", path },
+    expect: resolvedByWorkers && runtime === "workers" ? { status: 401, problem: "unauthorized" } : { status: 400, problem: "bad-request", json: { detail: reason } },
+    upstream: null,
+  }));
   return [
+    ...paths,
+    {
+      name: "paths: the upstream gets the normalized path (unreserved escapes decoded, slashes merged)",
+      request: { method: "GET", path: "/h/pub//echo/%41%7e/b%c3%a9?q=%2e" },
+      expect: { status: 200 },
+      upstream: { on: "a", url: "/echo/A~/b%C3%A9?q=%2e" },
+    },
+    {
+      name: "paths: a route with allow_encoded_slashes forwards %2F encoded",
+      request: { method: "GET", path: "/h/ids/a%2Fb" },
+      expect: { status: 200 },
+      upstream: { on: "a", url: "/echo/ids/a%2Fb" },
+    },
     {
       name: "hardening: identity, forwarding and override headers from the client never reach the upstream",
       request: { method: "POST", path: "/h/pub/echo", headers: SPOOFED },

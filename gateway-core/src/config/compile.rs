@@ -408,6 +408,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             aggregate,
             cache,
             method_override: route.method_override.unwrap_or(false),
+            allow_encoded_slashes: route.allow_encoded_slashes.or(defaults.allow_encoded_slashes).unwrap_or(false),
         });
     }
     auth.requirements = requirements.into();
@@ -435,6 +436,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             keys: crate::auth::KeyCache::default(),
             rate_policies: rate_policies.into(),
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
+            merge_slashes: defaults.merge_slashes.unwrap_or(true),
         })
     } else {
         Err(c.errors)

@@ -49,6 +49,14 @@ pub struct Defaults {
     /// (only when another proxy you control sits in front). Default false: they are replaced.
     #[serde(default)]
     pub trust_forwarded_headers: Option<bool>,
+    /// Merge duplicate slashes in the path before routing and forwarding (default true:
+    /// `//admin` is `/admin` to most servers, so it is to the gateway too).
+    #[serde(default)]
+    pub merge_slashes: Option<bool>,
+    /// Let routes take paths with an encoded slash (`%2F`), forwarded as it is (default false:
+    /// 400). A route's own `allow_encoded_slashes` overrides this.
+    #[serde(default)]
+    pub allow_encoded_slashes: Option<bool>,
     /// Authentication for routes that do not set their own.
     #[serde(default)]
     pub auth: Option<RouteAuth>,
@@ -171,6 +179,10 @@ pub struct Route {
     /// the route does not accept).
     #[serde(default)]
     pub method_override: Option<bool>,
+    /// Accept paths with an encoded slash (`%2F`, e.g. in identifiers) on this route and
+    /// forward them encoded (default: `defaults.allow_encoded_slashes`, false).
+    #[serde(default)]
+    pub allow_encoded_slashes: Option<bool>,
 }
 
 /// Edge caching of GET answers.
