@@ -76,13 +76,21 @@ export async function streamChecks(runtime, port) {
 
   for (const framing of ["chunked", "length"]) {
     const how = framing === "chunked" ? "chunked, no last chunk" : "short of its Content-Length";
-    await check(`an upstream that dies mid-body (${how}) aborts the client's response`, async () => {
+    // workerd writes the last chunk of a chunked response whenever its body ends, also when the
+    // body stream failed (kj's HttpChunkedEntityWriter writes "0\r\n\r\n" when destroyed), so
+    // a plain JS worker cannot abort one either; only a declared length tells the client there.
+    // On Workers the chunked case is checked for the bytes passed on, not for the abort.
+    const platformLimit = runtime === "workers" && framing === "chunked";
+    const name = platformLimit
+      ? `an upstream that dies mid-body (${how}) is passed on as far as it got (workerd then ends the response itself)`
+      : `an upstream that dies mid-body (${how}) aborts the client's response`;
+    await check(name, async () => {
       const response = await send({ path: `/svc/truncated?bytes=40000&framing=${framing}` });
       if (response.error) return [`the request failed before a response head: ${response.error.message}`];
       const failures = [];
       if (response.status !== 200) failures.push(`status ${response.status}`);
-      if (response.complete) failures.push(`the client got a complete ${response.body.length}-byte body`);
-      if (response.body.length > 80000) failures.push(`${response.body.length} bytes, more than the upstream sent`);
+      if (response.complete && !platformLimit) failures.push(`the client got a complete ${response.body.length}-byte body`);
+      if (response.body.length !== 40000) failures.push(`${response.body.length} bytes, the upstream sent 40000`);
       return failures;
     });
   }
