@@ -156,7 +156,13 @@ async fn call<P: Platform>(
             if !response.status().is_success() {
                 return Err(LegFailure::Failed);
             }
-            response.into_body().collect(MAX_LEG_BYTES).await.map_err(|_| LegFailure::Failed)
+            let coding = crate::encoding::coding(response.headers());
+            let bytes = response.into_body().collect(MAX_LEG_BYTES).await.map_err(|_| LegFailure::Failed)?;
+            // Decoded already on Workers (which may keep the header), as sent on Spin.
+            if coding == crate::encoding::Coding::Identity || serde_json::from_slice::<Value>(&bytes).is_ok() {
+                return Ok(bytes);
+            }
+            crate::encoding::decode(coding, &bytes, MAX_LEG_BYTES).map(Bytes::from).map_err(|_| LegFailure::Failed)
         },
         platform.sleep(leg.timeout),
     )

@@ -395,7 +395,22 @@ async fn forward<P: Platform>(
         }
     };
     if let (Some(schema), Sendable::Bytes(bytes)) = (&route.validate, &body) {
-        let instance = match serde_json::from_slice::<serde_json::Value>(bytes) {
+        // The decoded body is validated; the upstream gets it as the client sent it.
+        let coding = crate::encoding::coding(&headers);
+        let decoded = match crate::encoding::decode(coding, bytes, route.max_body_bytes) {
+            Ok(decoded) => decoded,
+            Err(_) if coding == crate::encoding::Coding::Unreadable => {
+                return local(
+                    ProblemKind::UnsupportedEncoding,
+                    "The request body's Content-Encoding cannot be read here; send it as identity, gzip or deflate.",
+                );
+            }
+            Err(crate::encoding::DecodeError::TooLarge) => return too_large(),
+            Err(crate::encoding::DecodeError::Invalid) => {
+                return local(ProblemKind::InvalidBody, "The request body does not decode as its Content-Encoding says.");
+            }
+        };
+        let instance = match serde_json::from_slice::<serde_json::Value>(&decoded) {
             Ok(instance) => instance,
             Err(_) => return local(ProblemKind::InvalidBody, "The request body must be JSON."),
         };
@@ -894,7 +909,18 @@ async fn transform_body<B: crate::ports::Body>(
     }
     let (mut parts, body) = response.into_parts();
     let bytes = body.collect(plan.max_bytes).await.map_err(|_| ())?;
-    let transformed = match crate::transform::body::transform_bytes(&plan.ops, &bytes) {
+    // Workers has decoded a compressed answer already (and may leave the header); on Spin the
+    // bytes are as the upstream sent them.
+    let readable = crate::transform::body::transform_bytes(&plan.ops, &bytes).or_else(|error| {
+        match crate::encoding::coding(&parts.headers) {
+            coding @ (crate::encoding::Coding::Gzip | crate::encoding::Coding::Deflate) => {
+                let decoded = crate::encoding::decode(coding, &bytes, plan.max_bytes).map_err(|_| error)?;
+                crate::transform::body::transform_bytes(&plan.ops, &decoded)
+            }
+            _ => Err(error),
+        }
+    });
+    let transformed = match readable {
         Ok(transformed) => {
             // The JSON was readable, so it was not (or no longer) encoded.
             parts.headers.remove(http::header::CONTENT_ENCODING);

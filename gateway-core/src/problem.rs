@@ -22,6 +22,8 @@ pub enum ProblemKind {
     /// The client did not send the request body the gateway had to read within the route's
     /// timeout (408).
     RequestTimeout,
+    /// The request body's `Content-Encoding` is one the route cannot read to validate (415).
+    UnsupportedEncoding,
     /// The request body is not JSON or fails the route's JSON Schema; the detail names the path (400).
     InvalidBody,
     /// The client's address is not allowed on this route (403).
@@ -64,6 +66,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::InvalidBody => StatusCode::BAD_REQUEST,
+            Self::UnsupportedEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::IpDenied => StatusCode::FORBIDDEN,
             Self::BadUpstreamBody => StatusCode::BAD_GATEWAY,
             Self::CorsRejected => StatusCode::FORBIDDEN,
@@ -89,6 +92,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => "urn:edgegate:problem:payload-too-large",
             Self::RequestTimeout => "urn:edgegate:problem:request-timeout",
             Self::InvalidBody => "urn:edgegate:problem:invalid-body",
+            Self::UnsupportedEncoding => "urn:edgegate:problem:unsupported-content-encoding",
             Self::IpDenied => "urn:edgegate:problem:ip-denied",
             Self::BadUpstreamBody => "urn:edgegate:problem:bad-upstream-body",
             Self::CorsRejected => "urn:edgegate:problem:cors-rejected",
@@ -114,6 +118,7 @@ impl ProblemKind {
             Self::PayloadTooLarge => "Request body too large",
             Self::RequestTimeout => "Request body too slow",
             Self::InvalidBody => "Invalid request body",
+            Self::UnsupportedEncoding => "Unsupported content encoding",
             Self::IpDenied => "Address not allowed",
             Self::BadUpstreamBody => "Upstream answer not transformable",
             Self::CorsRejected => "CORS preflight refused",

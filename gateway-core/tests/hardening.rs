@@ -44,7 +44,8 @@ fn routes(trust: bool) -> String {
           {"name": "one", "upstream": "a", "path": "/one", "group": "one"},
           {"name": "two", "upstream": "a", "path": "/two", "group": "two"}]}},
         {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]},
-        {"id": "ids", "match": {"path": "/ids/{id}"}, "upstream": "a", "allow_encoded_slashes": true}
+        {"id": "ids", "match": {"path": "/ids/{id}"}, "upstream": "a", "allow_encoded_slashes": true},
+        {"id": "filtered", "match": {"path": "/filtered"}, "upstream": "a", "response": {"body": {"deny": ["data.secret"]}}}
       ]
     })
     .to_string()
@@ -321,4 +322,50 @@ fn hostile_paths_never_reach_the_protected_prefix() {
     assert_eq!(send(&gateway, &fake, request("GET", "/ids/a%2fb", &[])).status(), 200);
     assert_eq!(fake.last().uri().path(), "/ids/a%2Fb");
     assert_eq!(send(&gateway, &Fake::new(), request("GET", "/ids/..%2fx", &[])).status(), 400);
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// Issue 16: a body a policy reads is read decoded on every runtime, or refused.
+#[test]
+fn compressed_bodies_are_read_decoded_or_refused() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let secret = br#"{"data":{"keep":1,"secret":"s3cr3t"}}"#;
+    let answer = |encoding: &str, body: Vec<u8>| {
+        let mut response = Response::new(FakeBody::Bytes(body.into()));
+        response.headers_mut().insert("content-encoding", encoding.parse().unwrap());
+        Fake::new().then(Script::Respond(response))
+    };
+    let fake = answer("gzip", gzip(secret));
+    let response = send(&gateway, &fake, request("GET", "/filtered", &[]));
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.body().text(), r#"{"data":{"keep":1}}"#);
+    assert!(response.headers().get("content-encoding").is_none());
+    assert_eq!(fake.last().headers()["accept-encoding"], "identity", "the gateway asks for what it can read");
+
+    let response = send(&gateway, &answer("br", b"\x1b\x00\x00".to_vec()), request("GET", "/filtered", &[]));
+    assert_eq!(response.status(), 502, "an encoding the gateway cannot read is never passed unfiltered");
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:bad-upstream-body");
+
+    // A compressed request body is validated decoded and forwarded as sent.
+    let compressed = gzip(br#"{"ok": true}"#);
+    let length = compressed.len().to_string();
+    let fake = Fake::new();
+    let headers = [("content-encoding", "gzip"), ("content-length", length.as_str())];
+    let response = send(&gateway, &fake, request_with("POST", "/validated", &headers, FakeBody::Bytes(compressed.clone().into())));
+    assert_eq!(response.status(), 200);
+    let sent = fake.last();
+    assert_eq!(sent.headers()["content-encoding"], "gzip");
+    assert_eq!(sent.body(), &FakeBody::Bytes(compressed.into()));
+    let not_object = gzip(b"[1]");
+    let response = send(&gateway, &Fake::new(), request_with("POST", "/validated", &[("content-encoding", "gzip")], FakeBody::Bytes(not_object.into())));
+    assert_eq!(response.status(), 400, "the decoded body is what is validated");
+    let response = send(&gateway, &Fake::new(), request_with("POST", "/validated", &[("content-encoding", "br")], FakeBody::Bytes(b"x".to_vec().into())));
+    assert_eq!(response.status(), 415);
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:unsupported-content-encoding");
 }
