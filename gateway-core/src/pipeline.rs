@@ -407,7 +407,10 @@ async fn forward<P: Platform>(
             }
             Err(crate::encoding::DecodeError::TooLarge) => return too_large(),
             Err(crate::encoding::DecodeError::Invalid) => {
-                return local(ProblemKind::InvalidBody, "The request body does not decode as its Content-Encoding says.");
+                return local(
+                    ProblemKind::InvalidBody,
+                    "The request body does not decode as its Content-Encoding says.",
+                );
             }
         };
         let instance = match serde_json::from_slice::<serde_json::Value>(&decoded) {

@@ -175,6 +175,14 @@ pub trait Store {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Stores `value` under `key`, replacing what was there.
     async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError>;
+    /// Claims `key` until `now + hold_ms`, atomically across every instance sharing the store:
+    /// `true` when no unexpired claim was there and this one now is. Used so that one instance
+    /// does a job (a JWKS fetch) the others would repeat. A store without atomic operations
+    /// (Workers KV) answers `true`: claims then hold per isolate only.
+    async fn claim(&self, key: &str, now: UnixMillis, hold_ms: u64) -> Result<bool, StoreError> {
+        let _ = (key, now, hold_ms);
+        Ok(true)
+    }
 }
 
 /// Why the store did not answer.

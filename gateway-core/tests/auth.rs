@@ -503,3 +503,28 @@ fn concurrent_unknown_kids_cause_one_jwks_fetch() {
         assert!(statuses.iter().all(|s| *s == expected), "{statuses:?}");
     }
 }
+
+/// Instances that share only the store (Spin: one per request) fetch once per cooldown too.
+#[test]
+fn instances_sharing_a_store_fetch_the_jwks_once() {
+    use support::join_all;
+    let key = p256_key(1);
+    let fake = platform().respond(200, &[], &jwks(&[p256_jwk(&key, "k1")]));
+    fake.fetch_yields.set(3);
+    // Ten instances, each with its own (empty) memory, as Spin starts them.
+    let instances: Vec<Gateway> = (0..10).map(|_| gateway()).collect();
+    let token = tenant_token(&key, "k1");
+    let auth = bearer(&token);
+    let requests: Vec<_> = instances
+        .iter()
+        .map(|gateway| {
+            let fake = &fake;
+            let auth = auth.clone();
+            async move { handle(gateway, fake, get("/private", &[("authorization", &auth)]), &CLIENT).await.status() }
+        })
+        .collect();
+    let statuses = join_all(requests);
+    let fetches = fake.received.borrow().iter().filter(|r| r.uri().path() == "/jwks.json").count();
+    assert_eq!(fetches, 1, "one fetch across instances");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}

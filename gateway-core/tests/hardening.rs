@@ -357,15 +357,24 @@ fn compressed_bodies_are_read_decoded_or_refused() {
     let length = compressed.len().to_string();
     let fake = Fake::new();
     let headers = [("content-encoding", "gzip"), ("content-length", length.as_str())];
-    let response = send(&gateway, &fake, request_with("POST", "/validated", &headers, FakeBody::Bytes(compressed.clone().into())));
+    let response =
+        send(&gateway, &fake, request_with("POST", "/validated", &headers, FakeBody::Bytes(compressed.clone().into())));
     assert_eq!(response.status(), 200);
     let sent = fake.last();
     assert_eq!(sent.headers()["content-encoding"], "gzip");
     assert_eq!(sent.body(), &FakeBody::Bytes(compressed.into()));
     let not_object = gzip(b"[1]");
-    let response = send(&gateway, &Fake::new(), request_with("POST", "/validated", &[("content-encoding", "gzip")], FakeBody::Bytes(not_object.into())));
+    let response = send(
+        &gateway,
+        &Fake::new(),
+        request_with("POST", "/validated", &[("content-encoding", "gzip")], FakeBody::Bytes(not_object.into())),
+    );
     assert_eq!(response.status(), 400, "the decoded body is what is validated");
-    let response = send(&gateway, &Fake::new(), request_with("POST", "/validated", &[("content-encoding", "br")], FakeBody::Bytes(b"x".to_vec().into())));
+    let response = send(
+        &gateway,
+        &Fake::new(),
+        request_with("POST", "/validated", &[("content-encoding", "br")], FakeBody::Bytes(b"x".to_vec().into())),
+    );
     assert_eq!(response.status(), 415);
     assert_eq!(problem_type(&response), "urn:edgegate:problem:unsupported-content-encoding");
 }

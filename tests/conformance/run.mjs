@@ -103,9 +103,9 @@ function bodyOf(spec) {
 }
 
 /** Sends one raw HTTP/1.1 request (node's fetch forbids Host, TE, Keep-Alive...). */
-export function send(port, { method, path: target, headers = {}, body, json, text }) {
+export function send(port, { method, path: target, headers = {}, body, json, text, raw }) {
   const { data, chunked } =
-    json !== undefined ? { data: Buffer.from(JSON.stringify(json)), chunked: false } : text !== undefined ? { data: Buffer.from(text), chunked: false } : bodyOf(body);
+    raw !== undefined ? { data: raw, chunked: false } : json !== undefined ? { data: Buffer.from(JSON.stringify(json)), chunked: false } : text !== undefined ? { data: Buffer.from(text), chunked: false } : bodyOf(body);
   return new Promise((resolve, reject) => {
     const outgoing = { ...headers };
     if (data && !chunked) outgoing["content-length"] = data.length;

@@ -14,8 +14,10 @@
 //   ANY  /cors-reflect       echoes as JSON, reflecting any Origin with credentials (a careless upstream)
 //   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
 //   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
+//   GET  /coded-secret?coding=gzip|br  the /json-secret document compressed, whatever the request accepts
 //   ANY  anything else       echoes the request as JSON
 import http from "node:http";
+import zlib from "node:zlib";
 
 export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}) {
   const requests = [];
@@ -77,6 +79,13 @@ function route(req, res, url, body, name, flaky) {
   }
   if (path === "/json-secret") {
     return json(res, 200, { data: { keep: 1, secret: "s3cr3t" }, pad: "x".repeat(Number(url.searchParams.get("pad") ?? 0)) });
+  }
+  if (path === "/coded-secret") {
+    const coding = url.searchParams.get("coding") ?? "gzip";
+    const plain = Buffer.from(JSON.stringify({ data: { keep: 1, secret: "s3cr3t" } }));
+    const coded = coding === "br" ? zlib.brotliCompressSync(plain) : zlib.gzipSync(plain);
+    res.writeHead(200, { "content-type": "application/json", "content-encoding": coding, "content-length": coded.length });
+    return res.end(coded);
   }
   if (path === "/hello") return json(res, 200, { message: "Hello from the edgegate demo upstream", upstream: name });
   if ((m = path.match(/^\/users\/([^/]+)$/))) return json(res, 200, { id: decodeURIComponent(m[1]), name: `User ${m[1]}`, upstream: name });

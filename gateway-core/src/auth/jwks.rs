@@ -120,6 +120,8 @@ impl Drop for Flight<'_> {
 const FLIGHT_POLL: Duration = Duration::from_millis(5);
 /// The longest a request waits for another's fetch (discovery and JWKS, each bounded).
 const FLIGHT_WAIT_POLLS: u32 = 2 * 5000 / 5;
+/// Waiting on another instance reads the store, so less often.
+const STORE_POLL_EVERY: u32 = 5;
 
 impl KeyCache {
     /// A token verified within [`VERIFIED_TTL_MS`], compared by its exact bytes.
@@ -160,6 +162,29 @@ impl KeyCache {
             }
             platform.sleep(FLIGHT_POLL).await;
         }
+    }
+
+    /// Waits (on this request's own timer) until another instance has saved a newer entry,
+    /// bounded by the time a fetch may take; then what is known, as documented (stale keys,
+    /// or none: 503).
+    async fn stored_by_another<P: Platform>(
+        &self,
+        platform: &P,
+        issuer_index: usize,
+        issuer: &IssuerPolicy,
+        known: Option<JwksEntry>,
+    ) -> JwksEntry {
+        let seen = known.as_ref().map_or(0, |e| e.attempted_at);
+        for _ in 0..FLIGHT_WAIT_POLLS / STORE_POLL_EVERY {
+            platform.sleep(FLIGHT_POLL * STORE_POLL_EVERY).await;
+            if let Some(stored) = load(platform, &issuer.issuer, issuer.rsa_default).await {
+                if stored.attempted_at > seen {
+                    self.set_entry(issuer_index, stored.clone());
+                    return stored;
+                }
+            }
+        }
+        known.unwrap_or_default()
     }
 
     fn entry(&self, issuer: usize) -> Option<JwksEntry> {
@@ -257,6 +282,12 @@ impl KeyCache {
         }
         if !should_fetch(entry.as_ref(), kid, now, bounds) {
             return entry.unwrap_or_default();
+        }
+        // Across instances that share only the store (Spin runs one per request), the store
+        // decides who fetches; the others wait for what it saves.
+        let claim = format!("jwks-claim:{}", issuer.issuer);
+        if let Ok(false) = platform.claim(&claim, now, bounds.cooldown.max(1)).await {
+            return self.stored_by_another(platform, issuer_index, issuer, entry).await;
         }
         let mut next = entry.unwrap_or_default();
         next.attempted_at = now;

@@ -200,6 +200,19 @@ impl Store for Fake {
         self.store.borrow_mut().insert(key.to_owned(), value);
         Ok(())
     }
+    /// Atomic, as Spin's key-value store is: one map, no await between read and write.
+    async fn claim(&self, key: &str, now: UnixMillis, hold_ms: u64) -> Result<bool, StoreError> {
+        let mut store = self.store.borrow_mut();
+        let held = store
+            .get(key)
+            .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
+            .is_some_and(|until| until > now);
+        if held {
+            return Ok(false);
+        }
+        store.insert(key.to_owned(), Bytes::from((now + hold_ms).to_string()));
+        Ok(true)
+    }
 }
 impl SignatureVerifier for Fake {
     async fn verify_signature(

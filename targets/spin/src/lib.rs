@@ -268,6 +268,31 @@ impl Store for SpinPlatform {
     async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
         self.bucket()?.set(key, &value).map_err(|e| StoreError::Failed(format!("{e:?}")))
     }
+
+    /// A compare-and-swap on the claim's expiry (decimal milliseconds): every instance reads
+    /// and writes it atomically, so one wins.
+    async fn claim(&self, key: &str, now: u64, hold_ms: u64) -> Result<bool, StoreError> {
+        use spin_sdk::wit::wasi::keyvalue::atomics;
+        let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
+        let bucket = self.bucket()?;
+        for _ in 0..MAX_CAS_ATTEMPTS {
+            let cas = atomics::Cas::new(bucket, key).map_err(failed)?;
+            let held = cas
+                .current()
+                .map_err(failed)?
+                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+                .is_some_and(|until| until > now);
+            if held {
+                return Ok(false);
+            }
+            match atomics::swap(cas, now.saturating_add(hold_ms).to_string().as_bytes()) {
+                Ok(()) => return Ok(true),
+                Err(atomics::CasError::CasFailed(_)) => continue,
+                Err(atomics::CasError::StoreError(e)) => return Err(failed(e)),
+            }
+        }
+        Err(StoreError::Failed(format!("compare-and-swap lost {MAX_CAS_ATTEMPTS} times in a row")))
+    }
 }
 
 impl Fetch for SpinPlatform {
