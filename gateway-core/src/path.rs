@@ -91,8 +91,7 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
     let mut plain = true;
     for &byte in bytes {
         let suspicious = matches!(byte, b'%' | b'\\' | b';')
-            || byte < 0x20
-            || byte >= 0x7f
+            || !(0x20..0x7f).contains(&byte)
             || (byte == b'.' && previous == b'/')
             || (byte == b'/' && previous == b'/' && merge_slashes);
         if suspicious {
