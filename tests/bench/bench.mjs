@@ -1,6 +1,8 @@
-// `scripts/bench`: the Workers build (tests/bench/routes.json) and a bare JS pass-through
-// worker, each under Miniflare (one workerd process, no wrangler dev in the way), in front of
-// the same fast node upstream, loaded by wrk with the same bounded settings in the same run.
+// `scripts/bench`: the Workers build (tests/bench/routes.json), a bare JS pass-through worker
+// (the floor) and a Hono + jose worker doing the full policy (the peer), each under Miniflare
+// with a direct socket into the worker and outbound fetch going straight out: no Miniflare
+// entry worker or CF-Connecting-IP-stripping worker on the path, neither of which production
+// has. Same fast node upstream, same bounded wrk settings, rounds interleaved.
 import http from "node:http";
 import path from "node:path";
 import { execFile, execFileSync } from "node:child_process";
@@ -13,6 +15,7 @@ import { SignJWT, importJWK } from "jose";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const duration = process.env.BENCH_DURATION ?? "10s";
 const connections = process.env.BENCH_CONNECTIONS ?? "32";
+const rounds = Number(process.env.BENCH_ROUNDS ?? "2");
 
 const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
 const upstream = http.createServer((req, res) => {
@@ -23,6 +26,7 @@ upstream.keepAliveTimeout = 60_000;
 await new Promise((r) => upstream.listen(47281, "127.0.0.1", r));
 
 const common = { modules: true, compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0, log: new Log(LogLevel.WARN),
+  stripCfConnectingIp: false,
   // Drained, not printed: an undrained pipe would block workerd on its first full buffer.
   handleRuntimeStdio(stdout, stderr) {
     stdout.resume();
@@ -36,12 +40,14 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h")
   .sign(signingKey);
 const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] };
+const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
 const subjects = [
   { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }, path: "/proxy/items?x=1" },
-  { name: "edgegate", options: edgegateOptions, path: "/proxy/items?x=1" },
+  { name: "edgegate-plain", options: edgegateOptions, path: "/proxy/items?x=1" },
   { name: "edgegate-es256", options: edgegateOptions, path: "/jwt/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  { name: "es256+DO-limit", options: edgegateOptions, path: "/jwt-limited/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  { name: "es256+DO-lazy", options: edgegateOptions, path: "/jwt-limited-lazy/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  { name: "edgegate-full", options: edgegateOptions, path: "/jwt-limited/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  { name: "edgegate-full-lazy", options: edgegateOptions, path: "/jwt-limited-lazy/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  { name: "hono-jose-full", options: honoOptions, path: "/full/items?x=1", headers: { authorization: `Bearer ${token}` } },
 ];
 
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
@@ -80,24 +86,31 @@ async function wrk(url, headers = {}) {
   return { rps, p50: pct(50), p99: pct(99), errors: Number(errors), cpuUs: (cpuMs * 1000) / requests };
 }
 
-const results = {};
-for (const subject of subjects) {
-  const mf = new Miniflare(subject.options);
-  const url = await mf.ready;
-  const probe = await fetch(new URL(subject.path, url), { headers: subject.headers });
-  if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}`);
-  await probe.arrayBuffer();
-  results[subject.name] = await wrk(new URL(subject.path, url).href, subject.headers);
-  await mf.dispose();
+// Each subject in its own workerd, reached through a direct socket on its own port.
+const results = Object.fromEntries(subjects.map((s) => [s.name, []]));
+for (let round = 0; round < rounds; round++) {
+  for (const [i, subject] of subjects.entries()) {
+    const port = 47290 + i;
+    const mf = new Miniflare({ ...subject.options, unsafeDirectSockets: [{ host: "127.0.0.1", port }] });
+    await mf.ready;
+    const url = `http://127.0.0.1:${port}${subject.path}`;
+    const probe = await fetch(url, { headers: subject.headers });
+    if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}: ${await probe.text()}`);
+    await probe.arrayBuffer();
+    results[subject.name].push(await wrk(url, subject.headers));
+    await mf.dispose();
+  }
 }
 upstream.close();
 
-console.log(`\nMiniflare (workerd), wrk -t2 -c${connections} -d${duration}, GET /proxy/items → node upstream on 127.0.0.1`);
-console.log("edgegate-es256: an ES256 bearer token and a claim header; es256+DO-limit: plus a Durable Object rate limit keyed by the sub claim (one hot key: every request goes to the same object), persisted every request or write-behind\n");
-console.log("subject           req/s      p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
-for (const [name, r] of Object.entries(results)) {
-  console.log(`${name.padEnd(16)} ${r.rps.toFixed(0).padStart(7)}   ${r.p50.toFixed(2).padStart(7)}  ${r.p99.toFixed(2).padStart(7)}   ${String(r.errors).padStart(7)}   ${r.cpuUs.toFixed(0).padStart(8)}`);
+const mean = (list, key) => list.reduce((sum, r) => sum + r[key], 0) / list.length;
+const floor = mean(results["js-passthrough"], "rps");
+console.log(`\nMiniflare (workerd) with direct sockets, wrk -t2 -c${connections} -d${duration}, ${rounds} interleaved round(s), GET → node upstream on 127.0.0.1`);
+console.log("es256: an ES256 bearer token (reused, as clients do) and a claim header; full: plus an exact Durable Object limit per sub (one hot key), persisted every request (lazy: write-behind); hono-jose-full: the same policy in Hono + jose with a SQLite Durable Object\n");
+console.log("subject               req/s   ratio   p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
+for (const [name, list] of Object.entries(results)) {
+  const rps = mean(list, "rps");
+  console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
 }
-for (const name of ["edgegate", "edgegate-es256", "es256+DO-limit", "es256+DO-lazy"]) {
-  console.log(`${name} / js-passthrough throughput: ${(results[name].rps / results["js-passthrough"].rps).toFixed(2)}x`);
-}
+const peer = mean(results["hono-jose-full"], "rps");
+console.log(`\nedgegate-full / hono-jose-full: ${(mean(results["edgegate-full"], "rps") / peer).toFixed(2)}x`);
