@@ -41,14 +41,18 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .sign(signingKey);
 const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/index.js"), modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
-const subjects = [
+const allSubjects = [
   { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }, path: "/proxy/items?x=1" },
   { name: "edgegate-plain", options: edgegateOptions, path: "/proxy/items?x=1" },
   { name: "edgegate-es256", options: edgegateOptions, path: "/jwt/items?x=1", headers: { authorization: `Bearer ${token}` } },
   { name: "edgegate-full", options: edgegateOptions, path: "/jwt-limited/items?x=1", headers: { authorization: `Bearer ${token}` } },
   { name: "edgegate-full-lazy", options: edgegateOptions, path: "/jwt-limited-lazy/items?x=1", headers: { authorization: `Bearer ${token}` } },
   { name: "hono-jose-full", options: honoOptions, path: "/full/items?x=1", headers: { authorization: `Bearer ${token}` } },
+  ...(process.env.BENCH_EXTRA ? [{ name: "extra", options: { ...edgegateOptions, scriptPath: path.resolve(process.env.BENCH_EXTRA) }, path: "/proxy/items?x=1" }] : []),
 ];
+// BENCH_ONLY=name,name runs a subset (the floor always runs: ratios need it).
+const only = process.env.BENCH_ONLY?.split(",");
+const subjects = allSubjects.filter((s) => !only || s.name === "js-passthrough" || only.includes(s.name));
 
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
 const run = promisify(execFile);
@@ -112,5 +116,7 @@ for (const [name, list] of Object.entries(results)) {
   const rps = mean(list, "rps");
   console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
 }
-const peer = mean(results["hono-jose-full"], "rps");
-console.log(`\nedgegate-full / hono-jose-full: ${(mean(results["edgegate-full"], "rps") / peer).toFixed(2)}x`);
+if (results["hono-jose-full"] && results["edgegate-full"]) {
+  const peer = mean(results["hono-jose-full"], "rps");
+  console.log(`\nedgegate-full / hono-jose-full: ${(mean(results["edgegate-full"], "rps") / peer).toFixed(2)}x`);
+}

@@ -20,6 +20,65 @@ use worker::{event, Context, Env, KvStore};
 
 mod limiter;
 
+/// The JS side of the boundary: a request's or response's head crosses in one call as one
+/// string (`name\nvalue\n` pairs; header names and values never hold a newline), instead of
+/// several calls per header.
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function eg_request_head(req) {
+  let s = req.method + "\n" + req.url + "\n";
+  for (const [k, v] of req.headers) s += k + "\n" + v + "\n";
+  return s;
+}
+export function eg_response_head(res) {
+  let s = res.status + "\n";
+  for (const [k, v] of res.headers) s += k + "\n" + v + "\n";
+  return s;
+}
+function headers(packed) {
+  const h = new Headers();
+  const p = packed.split("\n");
+  for (let i = 0; i + 1 < p.length; i += 2) h.append(p[i], p[i + 1]);
+  return h;
+}
+export function eg_response(status, packed, body) {
+  return new Response(body === undefined ? null : body, { status, headers: headers(packed) });
+}
+export function eg_fetch(url, method, packed, body, signal) {
+  return fetch(url, { method, headers: headers(packed), body: body === undefined ? null : body, redirect: "manual", signal });
+}
+"#)]
+extern "C" {
+    fn eg_request_head(request: &web_sys::Request) -> String;
+    fn eg_response_head(response: &web_sys::Response) -> String;
+    #[wasm_bindgen::prelude::wasm_bindgen(catch)]
+    fn eg_response(status: u16, packed: &str, body: JsValue) -> Result<web_sys::Response, JsValue>;
+    fn eg_fetch(url: &str, method: &str, packed: &str, body: JsValue, signal: &web_sys::AbortSignal) -> js_sys::Promise;
+}
+
+/// Header pairs from their packed form.
+fn unpack_headers<'a>(pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
+    let mut map = HeaderMap::with_capacity(16);
+    let mut pairs = pairs;
+    while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            map.append(name, value);
+        }
+    }
+    map
+}
+
+/// Header pairs packed for the JS side.
+fn pack_headers(map: &HeaderMap) -> String {
+    let mut packed = String::with_capacity(map.len() * 32);
+    for (name, value) in map {
+        packed.push_str(name.as_str());
+        packed.push('\n');
+        packed.push_str(&header_str(value));
+        packed.push('\n');
+    }
+    packed
+}
+
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
 
 /// The optional KV namespace binding that shares JWKS documents between isolates and holds
@@ -56,36 +115,20 @@ const RUNTIME_HEADERS: [&str; 6] =
     ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
 
 fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
-    let mut headers = headers_from_web(&request.headers());
+    let head = eg_request_head(&request);
+    let mut lines = head.split('\n');
+    let method = lines.next().unwrap_or("GET");
+    let url = lines.next().unwrap_or("/");
+    let mut headers = unpack_headers(lines);
     for name in RUNTIME_HEADERS {
         headers.remove(name);
     }
     let body = request.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
-    let mut builder = Request::builder().method(request.method().as_str()).uri(request.url());
+    let mut builder = Request::builder().method(method).uri(url);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
     builder.body(body)
-}
-
-fn headers_from_web(headers: &web_sys::Headers) -> HeaderMap {
-    let mut map = HeaderMap::new();
-    for entry in headers.entries().into_iter().flatten() {
-        let pair: js_sys::Array = entry.unchecked_into();
-        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else { continue };
-        if let (Ok(name), Some(value)) = (HeaderName::from_bytes(name.as_bytes()), header_value(value)) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
-fn headers_to_web(map: &HeaderMap) -> Result<web_sys::Headers, JsValue> {
-    let headers = web_sys::Headers::new()?;
-    for (name, value) in map {
-        headers.append(name.as_str(), &header_str(value))?;
-    }
-    Ok(headers)
 }
 
 // Header values cross between wasm and workerd as UTF-8 in both directions. workerd does not
@@ -94,12 +137,6 @@ fn headers_to_web(map: &HeaderMap) -> Result<web_sys::Headers, JsValue> {
 // on the wire (workerd's headers.c++: "we encode header strings as UTF-8";
 // cloudflare/workerd#6927), and workers-rs converts the same way. So the bytes of a value are
 // its UTF-8 text: a Latin-1 mapping here would send `c3 a9` (é) out as `c3 83 c2 a9`.
-
-/// A header value read from JS (a UTF-8 Rust string, as wasm-bindgen hands it over) as the
-/// same bytes, without another copy.
-fn header_value(value: String) -> Option<HeaderValue> {
-    HeaderValue::from_maybe_shared(Bytes::from(value)).ok()
-}
 
 /// A header value as the string JS takes: borrowed when it is UTF-8 (always, for values that
 /// came from workerd). Other bytes cannot reach the wire unchanged through workerd; they
@@ -110,20 +147,16 @@ fn header_str(value: &HeaderValue) -> std::borrow::Cow<'_, str> {
 
 fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
     let (parts, body) = response.into_parts();
-    let init = web_sys::ResponseInit::new();
-    init.set_status(parts.status.as_u16());
-    init.set_headers(&headers_to_web(&parts.headers)?.into());
-    let response = match body {
-        JsBody::Empty => web_sys::Response::new_with_opt_readable_stream_and_init(None, &init)?,
-        JsBody::Stream(JsStream(stream)) => {
-            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream), &init)?
-        }
-        JsBody::Bytes(bytes) => {
-            let mut bytes = bytes.to_vec();
-            web_sys::Response::new_with_opt_u8_array_and_init(Some(&mut bytes), &init)?
-        }
-    };
-    Ok(response)
+    Ok(eg_response(parts.status.as_u16(), &pack_headers(&parts.headers), js_body(body))?)
+}
+
+/// A body as the JS side takes it: `undefined` for none, the stream, or a byte array.
+fn js_body(body: JsBody) -> JsValue {
+    match body {
+        JsBody::Empty => JsValue::UNDEFINED,
+        JsBody::Stream(JsStream(stream)) => stream.into(),
+        JsBody::Bytes(bytes) => js_sys::Uint8Array::from(&bytes[..]).into(),
+    }
 }
 
 /// A body as Workers holds it: a JS stream that is never copied into wasm unless a policy
@@ -178,21 +211,15 @@ impl Fetch for Workers {
     async fn fetch(&self, request: Request<JsBody>) -> Result<Response<JsBody>, FetchError> {
         let invalid = |e: JsValue| FetchError::InvalidRequest(format!("{e:?}"));
         let (parts, body) = request.into_parts();
-        let init = web_sys::RequestInit::new();
-        init.set_method(parts.method.as_str());
-        init.set_headers(&headers_to_web(&parts.headers).map_err(invalid)?.into());
-        // Redirects are the client's business: pass them through.
-        init.set_redirect(web_sys::RequestRedirect::Manual);
         let controller = web_sys::AbortController::new().map_err(invalid)?;
-        init.set_signal(Some(&controller.signal()));
-        match body {
-            JsBody::Empty => {}
-            JsBody::Stream(JsStream(stream)) => init.set_body(&stream),
-            JsBody::Bytes(bytes) => init.set_body(&js_sys::Uint8Array::from(&bytes[..])),
-        }
+        let promise = eg_fetch(
+            &parts.uri.to_string(),
+            parts.method.as_str(),
+            &pack_headers(&parts.headers),
+            js_body(body),
+            &controller.signal(),
+        );
         let mut guard = AbortOnDrop(Some(controller));
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let promise = global.fetch_with_str_and_init(&parts.uri.to_string(), &init);
         let response = JsFuture::from(promise).await.map_err(|e| FetchError::Unreachable(format!("{e:?}")))?;
         guard.0 = None;
         let response: web_sys::Response =
@@ -204,9 +231,12 @@ impl Fetch for Workers {
 /// A JS response as `http` types; its body stays the JS stream.
 fn from_web_response(response: &web_sys::Response) -> Option<Response<JsBody>> {
     let body = response.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
+    let head = eg_response_head(response);
+    let mut lines = head.split('\n');
+    let status = lines.next()?.parse::<u16>().ok()?;
     let mut out = Response::new(body);
-    *out.status_mut() = http::StatusCode::from_u16(response.status()).ok()?;
-    *out.headers_mut() = headers_from_web(&response.headers());
+    *out.status_mut() = http::StatusCode::from_u16(status).ok()?;
+    *out.headers_mut() = unpack_headers(lines);
     Some(out)
 }
 
@@ -261,12 +291,33 @@ impl Sleep for Workers {
     }
 }
 
+thread_local! {
+    /// Random bytes drawn from `crypto.getRandomValues` a block at a time: a request needs a
+    /// few small pieces (request id, trace and span ids), one crossing serves many requests.
+    static RANDOM_POOL: std::cell::RefCell<([u8; 512], usize)> = const { std::cell::RefCell::new(([0; 512], 512)) };
+}
+
 impl Entropy for Workers {
     fn fill(&self, buf: &mut [u8]) {
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        if let Ok(crypto) = global.crypto() {
-            let _ = crypto.get_random_values_with_u8_array(buf);
-        }
+        RANDOM_POOL.with_borrow_mut(|(pool, used)| {
+            for chunk in buf.chunks_mut(pool.len()) {
+                if pool.len() - *used < chunk.len() {
+                    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+                    if let Ok(crypto) = global.crypto() {
+                        let _ = crypto.get_random_values_with_u8_array(pool);
+                    }
+                    *used = 0;
+                }
+                if let Some(fresh) = pool.get(*used..*used + chunk.len()) {
+                    chunk.copy_from_slice(fresh);
+                }
+                // Never hand out the same bytes twice.
+                if let Some(spent) = pool.get_mut(*used..*used + chunk.len()) {
+                    spent.fill(0);
+                }
+                *used += chunk.len();
+            }
+        });
     }
 }
 
@@ -375,9 +426,9 @@ impl SignatureVerifier for Workers {
 mod tests {
     use std::borrow::Cow;
 
-    use http::HeaderValue;
+    use http::{HeaderMap, HeaderValue};
 
-    use super::{header_str, header_value};
+    use super::{header_str, pack_headers, unpack_headers};
 
     #[test]
     fn utf8_header_bytes_cross_unchanged_in_both_directions() {
@@ -386,14 +437,17 @@ mod tests {
         let text = header_str(&value);
         assert!(matches!(text, Cow::Borrowed(_)), "no copy on the way out");
         assert_eq!(text.as_bytes(), bytes, "the JS string is the UTF-8 text, not one char per byte");
-        assert_eq!(header_value(text.into_owned()).unwrap().as_bytes(), bytes);
+        let mut map = HeaderMap::new();
+        map.insert("x-name", value);
+        let back = unpack_headers(pack_headers(&map).split('\n'));
+        assert_eq!(back["x-name"].as_bytes(), bytes);
     }
 
     #[test]
-    fn ascii_header_values_are_borrowed() {
-        let value = HeaderValue::from_static("application/json; charset=utf-8");
-        assert!(matches!(header_str(&value), Cow::Borrowed("application/json; charset=utf-8")));
-        assert_eq!(header_value("text/plain".to_owned()).unwrap(), "text/plain");
+    fn packed_heads_keep_order_and_repeats() {
+        let map = unpack_headers("accept\n*/*\nset-cookie\na=1\nset-cookie\nb=2\n".split('\n'));
+        assert_eq!(map.get_all("set-cookie").iter().collect::<Vec<_>>(), ["a=1", "b=2"]);
+        assert_eq!(pack_headers(&map), "accept\n*/*\nset-cookie\na=1\nset-cookie\nb=2\n");
     }
 
     #[test]
@@ -404,7 +458,7 @@ mod tests {
 
     #[test]
     fn invalid_header_text_is_dropped() {
-        assert!(header_value("a\r\nb".to_owned()).is_none());
-        assert!(header_value("nul\0".to_owned()).is_none());
+        let map = unpack_headers("bad name\nx\nx-ok\n1\nx-nul\na\0b\n".split('\n'));
+        assert_eq!(map.len(), 1);
     }
 }
