@@ -52,7 +52,8 @@ extern "C" {
     fn eg_response_head(response: &web_sys::Response) -> String;
     #[wasm_bindgen::prelude::wasm_bindgen(catch)]
     fn eg_response(status: u16, packed: &str, body: JsValue) -> Result<web_sys::Response, JsValue>;
-    fn eg_fetch(url: &str, method: &str, packed: &str, body: JsValue, signal: &web_sys::AbortSignal) -> js_sys::Promise;
+    fn eg_fetch(url: &str, method: &str, packed: &str, body: JsValue, signal: &web_sys::AbortSignal)
+        -> js_sys::Promise;
 }
 
 /// Header pairs from their packed form.
