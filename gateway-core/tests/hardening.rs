@@ -22,7 +22,8 @@ fn routes(trust: bool) -> String {
                          "forward_claims": {"x-user-id": "sub"}}},
         "api_keys": {"partners": {"store": true, "forward": {"x-consumer-id": "id"}}}
       },
-      "rate_limits": {"tenant": {"key": ["header:x-tenant"], "limits": [{"requests": 1, "per_s": 60}]}},
+      "rate_limits": {"tenant": {"key": ["header:x-tenant"], "limits": [{"requests": 1, "per_s": 60}]},
+                      "per-ip": {"key": ["ip"], "limits": [{"requests": 100, "per_s": 60}]}},
       "upstreams": {
         "a": {"url": "http://a.internal"},
         "fragile": {"url": "http://fragile.internal", "breaker": {"failure_percent": 50, "min_requests": 2, "window_s": 30, "cooldown_s": 30}}
@@ -45,6 +46,7 @@ fn routes(trust: bool) -> String {
           {"name": "two", "upstream": "a", "path": "/two", "group": "two"}]}},
         {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]},
         {"id": "ids", "match": {"path": "/ids/{id}"}, "upstream": "a", "allow_encoded_slashes": true},
+        {"id": "by-ip", "match": {"path": "/by-ip"}, "upstream": "a", "rate_limit": ["per-ip"]},
         {"id": "filtered", "match": {"path": "/filtered"}, "upstream": "a", "response": {"body": {"deny": ["data.secret"]}}}
       ]
     })
@@ -280,6 +282,12 @@ fn an_ipv4_mapped_address_is_its_ipv4_address() {
     let fake = Fake::new();
     block_on(handle(&gateway, &fake, request("GET", "/pub/x", &[]), &mapped));
     assert_eq!(fake.last().headers()["x-forwarded-for"], "203.0.113.9");
+    // One counter for the client, whichever form its address came in.
+    let fake = Fake::new();
+    block_on(handle(&gateway, &fake, request("GET", "/by-ip", &[]), &mapped));
+    block_on(handle(&gateway, &fake, request("GET", "/by-ip", &[]), &CLIENT));
+    let keys: Vec<String> = fake.limits.borrow().keys().cloned().collect();
+    assert_eq!(keys, ["rl:per-ip|203.0.113.9"]);
 }
 
 /// Issue 15: hostile paths against a public prefix never reach a protected one upstream; each
