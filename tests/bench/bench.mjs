@@ -94,7 +94,7 @@ async function wrk(url, headers = {}) {
 const results = Object.fromEntries(subjects.map((s) => [s.name, []]));
 for (let round = 0; round < rounds; round++) {
   for (const [i, subject] of subjects.entries()) {
-    const port = 47290 + i;
+    const port = 47300 + round * 10 + i; // fresh per round: a disposed workerd may hold its port a moment
     const mf = new Miniflare({ ...subject.options, unsafeDirectSockets: [{ host: "127.0.0.1", port }] });
     await mf.ready;
     const url = `http://127.0.0.1:${port}${subject.path}`;
