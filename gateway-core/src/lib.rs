@@ -69,6 +69,7 @@ pub struct Gateway {
     trust_forwarded: bool,
     /// Merge duplicate slashes before routing.
     merge_slashes: bool,
+    access_log: log::AccessLogMode,
 }
 
 impl Gateway {

@@ -98,6 +98,25 @@ pub(crate) fn push_number(out: &mut String, mut value: u64, width: usize) {
 }
 
 /// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
+/// Which requests get an access-log line (`defaults.access_log`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AccessLogMode {
+    All,
+    /// Status 400 and above.
+    Errors,
+    Off,
+}
+
+impl AccessLogMode {
+    pub fn logs(self, status: u16) -> bool {
+        match self {
+            Self::All => true,
+            Self::Errors => status >= 400,
+            Self::Off => false,
+        }
+    }
+}
+
 #[cfg(test)]
 fn rfc3339(millis: UnixMillis) -> String {
     let mut out = String::new();

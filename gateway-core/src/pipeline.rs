@@ -87,6 +87,9 @@ pub async fn handle<P: Platform>(
         policy.decorate(origin.as_ref(), headers);
     }
 
+    if !gateway.access_log.logs(response.status().as_u16()) {
+        return response;
+    }
     let route_id = route.and_then(|i| gateway.routes.get(i)).map(|r| &*r.id);
     let record = AccessRecord {
         time: started,

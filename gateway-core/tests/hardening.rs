@@ -386,3 +386,21 @@ fn compressed_bodies_are_read_decoded_or_refused() {
     assert_eq!(response.status(), 415);
     assert_eq!(problem_type(&response), "urn:edgegate:problem:unsupported-content-encoding");
 }
+
+/// `defaults.access_log`: every request, only errors, or none; the line costs CPU per request.
+#[test]
+fn access_log_modes() {
+    for (mode, expected) in [("all", 2), ("errors", 1), ("off", 0)] {
+        let routes = json!({"version": 1, "defaults": {"access_log": mode},
+            "upstreams": {"a": {"url": "http://a.internal"}},
+            "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a"}]});
+        let gateway = Gateway::from_json(&routes.to_string()).unwrap();
+        let fake = Fake::new();
+        send(&gateway, &fake, request("GET", "/p", &[]));
+        send(&gateway, &fake, request("GET", "/nowhere", &[]));
+        let lines = fake.logs.borrow().iter().filter(|l| l.contains("\"request_id\"")).count();
+        assert_eq!(lines, expected, "{mode}");
+    }
+    let bad = r#"{"version": 1, "defaults": {"access_log": "some"}, "upstreams": {}, "routes": []}"#;
+    assert!(Gateway::from_json(bad).unwrap_err().iter().any(|e| e.to_string().contains("defaults.access_log")));
+}

@@ -37,6 +37,18 @@ try {
   const open = await send(port, { method: "GET", path: "/open" });
   if (open.status !== 200) failures.push(`unreachable counter, on_error open: ${open.status}`);
   if (!logLines.some((line) => line.includes("rate limiter unavailable"))) failures.push("the unreachable counter was not logged");
+  // This build says `"access_log": "errors"`: the two 429s and the 503 have a line, the 200s none.
+  await new Promise((r) => setTimeout(r, 200));
+  const access = logLines.flatMap((line) => {
+    try {
+      const record = JSON.parse(line.slice(line.indexOf("{")));
+      return record.request_id ? [record] : [];
+    } catch {
+      return [];
+    }
+  });
+  const logged = access.map((r) => r.status).sort().join();
+  if (logged !== "429,429,503") failures.push(`access_log errors: lines for statuses ${logged}, expected 429,429,503`);
 } finally {
   await mf.dispose();
   await upstream.close();
@@ -48,3 +60,4 @@ if (unique.length) {
 }
 console.log("ok - [workers] Cloudflare ratelimits binding backend: 3 of 5 pass, 429 with Retry-After 60, RateLimit-Policy without RateLimit");
 console.log("ok - [workers] an unreachable counter: on_error closed answers 503, open admits, both logged");
+console.log("ok - [workers] access_log errors: a line for each answer of 400 and above, none for the rest");

@@ -145,6 +145,16 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     let default_timeout =
         check_timeout(&mut c, "defaults.timeout_ms", defaults.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
     let default_body = defaults.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
+    let access_log = match defaults.access_log.as_deref() {
+        None | Some("all") => crate::log::AccessLogMode::All,
+        Some("errors") => crate::log::AccessLogMode::Errors,
+        Some("off") => crate::log::AccessLogMode::Off,
+        Some(other) => {
+            c.error(Kind::InvalidValue, "defaults.access_log", format!("unknown value \"{other}\"")).hint =
+                Some("use \"all\", \"errors\" or \"off\"".into());
+            crate::log::AccessLogMode::All
+        }
+    };
     let mut cors_policies = Vec::new();
     let default_cors = defaults.cors.as_ref().and_then(|cors| {
         let policy = compile_cors(&mut c, "defaults.cors", cors, None)?;
@@ -437,6 +447,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             rate_policies: rate_policies.into(),
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
             merge_slashes: defaults.merge_slashes.unwrap_or(true),
+            access_log,
         })
     } else {
         Err(c.errors)

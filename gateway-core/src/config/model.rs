@@ -49,6 +49,12 @@ pub struct Defaults {
     /// (only when another proxy you control sits in front). Default false: they are replaced.
     #[serde(default)]
     pub trust_forwarded_headers: Option<bool>,
+    /// Which requests get an access-log line: `all` (default), `errors` (status 400 and
+    /// above: what an operator must see, at a fraction of the cost per request) or `off`.
+    /// Warnings (an unreachable limiter, a failing JWKS) are logged whatever this says.
+    #[serde(default)]
+    #[schemars(regex(pattern = r"^(all|errors|off)$"))]
+    pub access_log: Option<String>,
     /// Merge duplicate slashes in the path before routing and forwarding (default true:
     /// `//admin` is `/admin` to most servers, so it is to the gateway too).
     #[serde(default)]
