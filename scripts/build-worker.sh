@@ -17,3 +17,5 @@ cd "$root/targets/cloudflare"
   --enable-mutable-globals --enable-sign-ext --enable-nontrapping-float-to-int \
   --enable-bulk-memory --enable-multivalue --enable-reference-types --enable-exception-handling \
   build/index_bg.wasm -o build/index_bg.wasm
+# The entry wrangler and the tests load: the Durable Object as an RPC-capable class.
+cp entry.mjs build/entry.mjs

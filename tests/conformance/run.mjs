@@ -35,8 +35,8 @@ export async function workersOptions(build, lines, extra) {
   const { Log, LogLevel } = await import("miniflare");
   return {
     modules: true,
-    scriptPath: path.join(root, "target/conformance", build, "index.js"),
-    modulesRules: [{ type: "CompiledWasm", include: ["**/*.wasm"] }],
+    scriptPath: path.join(root, "target/conformance", build, "entry.mjs"),
+    modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
     compatibilityDate: "2026-04-01",
     cf: false,
     host: "127.0.0.1",

@@ -24,6 +24,8 @@ const WRITE_BEHIND: Duration = Duration::from_secs(1);
 #[durable_object]
 pub struct EdgegateLimiter {
     state: State,
+    /// The object's storage as the runtime gives it, for writes that are not awaited.
+    storage: JsValue,
     counter: RefCell<Option<Counter>>,
     loaded: Cell<bool>,
     dirty: Cell<bool>,
@@ -38,8 +40,11 @@ impl std::fmt::Debug for EdgegateLimiter {
 
 impl DurableObject for EdgegateLimiter {
     fn new(state: State, _env: Env) -> Self {
+        let raw = state._inner();
+        let storage = js_sys::Reflect::get(&raw, &JsValue::from_str("storage")).unwrap_or(JsValue::UNDEFINED);
         Self {
-            state,
+            state: State::from(raw),
+            storage,
             counter: RefCell::new(None),
             loaded: Cell::new(false),
             dirty: Cell::new(false),
@@ -48,9 +53,8 @@ impl DurableObject for EdgegateLimiter {
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        // `/<policy>?cost=<n>`: the rules come from the routes file built into this same wasm,
-        // so a call carries no body to parse.
-        // Parsed by hand: `worker::Request::url` would link a whole URL parser into the wasm.
+        // `/<policy>?cost=<n>`, for callers without RPC. Parsed by hand: `worker::Request::url`
+        // would link a whole URL parser into the wasm.
         let url = req.inner().url();
         let after_host = url.splitn(4, '/').nth(3).unwrap_or_default();
         let (policy, query) = after_host.split_once('?').unwrap_or((after_host, ""));
@@ -59,37 +63,10 @@ impl DurableObject for EdgegateLimiter {
             .find_map(|pair| pair.strip_prefix("cost="))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(1);
-        let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
-            return Response::error("unknown policy", 404);
-        };
-        let storage = self.state.storage();
-        if !self.loaded.get() {
-            // Storage reads close the input gate, so no other request runs meanwhile.
-            let stored: Option<String> = storage.get(STATE_KEY).await.unwrap_or(None);
-            if !self.loaded.get() {
-                *self.counter.borrow_mut() = stored.and_then(|text| serde_json::from_str(&text).ok());
-                self.loaded.set(true);
-            }
+        match self.decide_for(policy, cost).await {
+            Ok(text) => Response::ok(text),
+            Err(reason) => Response::error(reason, 404),
         }
-        // The object's own clock: one clock per key, whichever isolate asks.
-        let now = worker::Date::now().as_millis();
-        let (decision, next) = decide(rules, self.counter.borrow().as_ref(), now, cost);
-        if decision.allowed {
-            let text = serde_json::to_string(&next).map_err(|e| worker::Error::RustError(e.to_string()))?;
-            *self.counter.borrow_mut() = Some(next);
-            match persistence {
-                Persistence::EveryRequest => storage.put_raw(STATE_KEY, JsValue::from_str(&text)).await?,
-                Persistence::WriteBehind => {
-                    self.dirty.set(true);
-                    if !self.alarm_set.get() {
-                        storage.set_alarm(WRITE_BEHIND).await?;
-                        self.alarm_set.set(true);
-                    }
-                }
-            }
-        }
-        let body = serde_json::to_string(&decision).map_err(|e| worker::Error::RustError(e.to_string()))?;
-        Response::ok(body)
     }
 
     async fn alarm(&self) -> Result<Response> {
@@ -104,17 +81,87 @@ impl DurableObject for EdgegateLimiter {
     }
 }
 
+impl EdgegateLimiter {
+    /// The decision for one request of `policy` costing `cost`, as JSON text. The rules come
+    /// from the routes file built into this same wasm, so a call carries only the name.
+    async fn decide_for(&self, policy: &str, cost: u64) -> std::result::Result<String, String> {
+        let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
+            return Err("unknown policy".into());
+        };
+        let storage = self.state.storage();
+        if !self.loaded.get() {
+            // Storage reads close the input gate, so no other request runs meanwhile.
+            let stored: Option<String> = storage.get(STATE_KEY).await.unwrap_or(None);
+            if !self.loaded.get() {
+                *self.counter.borrow_mut() = stored.and_then(|text| serde_json::from_str(&text).ok());
+                self.loaded.set(true);
+            }
+        }
+        // The object's own clock: one clock per key, whichever isolate asks.
+        let now = worker::Date::now().as_millis();
+        let (decision, next) = decide(rules, self.counter.borrow().as_ref(), now, cost);
+        if decision.allowed {
+            let text = serde_json::to_string(&next).map_err(|e| e.to_string())?;
+            *self.counter.borrow_mut() = Some(next);
+            match persistence {
+                // Not awaited: the runtime's output gate holds this answer until the write is
+                // durable, and the object's next event already sees it (in-memory state).
+                Persistence::EveryRequest => put_unawaited(&self.storage, STATE_KEY, &text),
+                Persistence::WriteBehind => {
+                    self.dirty.set(true);
+                    if !self.alarm_set.get() {
+                        storage.set_alarm(WRITE_BEHIND).await.map_err(|e| e.to_string())?;
+                        self.alarm_set.set(true);
+                    }
+                }
+            }
+        }
+        serde_json::to_string(&decision).map_err(|e| e.to_string())
+    }
+}
+
+/// The RPC face of the object (`stub.decide(policy, cost)`, through targets/cloudflare/entry.mjs,
+/// whose class extends the runtime's `DurableObject`): no HTTP-shaped request either way.
+#[wasm_bindgen::prelude::wasm_bindgen]
+impl EdgegateLimiter {
+    #[wasm_bindgen::prelude::wasm_bindgen(js_name = decide)]
+    pub async fn decide_rpc(&self, policy: String, cost: u32) -> std::result::Result<JsValue, JsValue> {
+        self.decide_for(&policy, u64::from(cost))
+            .await
+            .map(|text| JsValue::from_str(&text))
+            .map_err(|e| JsValue::from_str(&e))
+    }
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A stub of [`EdgegateLimiter`] seen through RPC.
+    #[wasm_bindgen::prelude::wasm_bindgen(extends = js_sys::Object)]
+    type LimiterStub;
+    #[wasm_bindgen::prelude::wasm_bindgen(method, js_name = decide)]
+    fn decide(this: &LimiterStub, policy: &str, cost: u32) -> js_sys::Promise;
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function put_unawaited(storage, key, value) {
+  storage.put(key, value).catch(() => {});
+}
+"#)]
+extern "C" {
+    fn put_unawaited(storage: &JsValue, key: &str, value: &str);
+}
+
 /// The worker's side: one round trip to the key's object.
 pub async fn limit(env: &Env, key: &str, request: &LimitRequest) -> std::result::Result<Decision, StoreError> {
     let failed = |e: worker::Error| StoreError::Failed(e.to_string());
     let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| StoreError::Unavailable)?;
     let stub = namespace.id_from_name(key).and_then(|id| id.get_stub()).map_err(failed)?;
-    let url = format!("https://limiter.internal/{}?cost={}", request.policy, request.cost);
-    let mut response = stub.fetch_with_str(&url).await.map_err(failed)?;
-    if response.status_code() != 200 {
-        return Err(StoreError::Failed(format!("limiter answered {}", response.status_code())));
-    }
-    let text = response.text().await.map_err(failed)?;
+    let rpc: LimiterStub = stub.into_rpc();
+    let cost = u32::try_from(request.cost).unwrap_or(u32::MAX);
+    let answer = wasm_bindgen_futures::JsFuture::from(rpc.decide(&request.policy, cost))
+        .await
+        .map_err(|e| StoreError::Failed(format!("{e:?}")))?;
+    let text = answer.as_string().ok_or_else(|| StoreError::Failed("the limiter answered no text".into()))?;
     serde_json::from_str(&text).map_err(|e| StoreError::Failed(e.to_string()))
 }
 
