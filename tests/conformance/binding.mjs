@@ -6,6 +6,7 @@
 import { Miniflare } from "miniflare";
 import { startUpstream } from "../upstream/upstream.mjs";
 import { send, workersOptions } from "./run.mjs";
+import { accessRecords } from "./checks.mjs";
 
 const logLines = [];
 const upstream = await startUpstream({ port: 47181, name: "a" });
@@ -39,15 +40,7 @@ try {
   if (!logLines.some((line) => line.includes("rate limiter unavailable"))) failures.push("the unreachable counter was not logged");
   // This build says `"access_log": "errors"`: the two 429s and the 503 have a line, the 200s none.
   await new Promise((r) => setTimeout(r, 200));
-  const access = logLines.flatMap((line) => {
-    try {
-      const record = JSON.parse(line.slice(line.indexOf("{")));
-      return record.request_id ? [record] : [];
-    } catch {
-      return [];
-    }
-  });
-  const logged = access.map((r) => r.status).sort().join();
+  const logged = accessRecords(logLines).map((r) => r.status).sort().join();
   if (logged !== "429,429,503") failures.push(`access_log errors: lines for statuses ${logged}, expected 429,429,503`);
 } finally {
   await mf.dispose();

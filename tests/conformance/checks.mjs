@@ -17,3 +17,15 @@ export function checkRunner(sendTo) {
   };
   return runner;
 }
+
+/** The access-log records among a runtime's stdout lines (JSON objects with a `request_id`). */
+export function accessRecords(lines) {
+  return lines.flatMap((line) => {
+    try {
+      const record = JSON.parse(line.slice(line.indexOf("{")));
+      return record.request_id ? [record] : [];
+    } catch {
+      return [];
+    }
+  });
+}

@@ -17,6 +17,7 @@ import { startIdp } from "../idp/idp.mjs";
 import { rateLimitChecks } from "./ratelimit.mjs";
 import { transformScenarios } from "./transform.mjs";
 import { balanceChecks } from "./balance.mjs";
+import { accessRecords } from "./checks.mjs";
 import { hardeningScenarios, hardeningChecks } from "./hardening.mjs";
 import { streamChecks } from "./streams.mjs";
 
@@ -274,14 +275,7 @@ async function main() {
 
     // One JSON access-log line per request, with the documented fields.
     await new Promise((r) => setTimeout(r, 200));
-    const records = logLines.flatMap((line) => {
-      try {
-        const record = JSON.parse(line.slice(line.indexOf("{")));
-        return record.request_id ? [record] : [];
-      } catch {
-        return [];
-      }
-    });
+    const records = accessRecords(logLines);
     const fields = ["time", "request_id", "route", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms"];
     const logFailures = [];
     if (records.length !== sent) logFailures.push(`expected ${sent} access-log lines, got ${records.length}`);
