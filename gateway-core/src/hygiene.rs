@@ -90,10 +90,13 @@ fn is_forwarding_header(name: &str) -> bool {
                 | "fastly-client-ip"
                 | "x-host"
                 | "x-original-host"
-                | "x-original-url"
-                | "x-original-uri"
-                | "x-rewrite-url"
         )
+}
+
+/// Headers some frameworks (Symfony, IIS, Zend) route by instead of the request line: never
+/// the client's to send, whoever is trusted for addresses.
+fn is_url_override_header(name: &str) -> bool {
+    matches!(name, "x-original-url" | "x-original-uri" | "x-rewrite-url")
 }
 
 /// Headers that change the method a framework dispatches on; a route must opt in.
@@ -107,7 +110,9 @@ pub(crate) fn sanitize_inbound(headers: &mut HeaderMap, identity: &[HeaderName],
     let mut method_override = false;
     remove_where(headers, |name| {
         method_override |= METHOD_OVERRIDE_HEADERS.contains(&name.as_str());
-        identity.contains(name) || (!trust && is_forwarding_header(name.as_str()))
+        identity.contains(name)
+            || is_url_override_header(name.as_str())
+            || (!trust && is_forwarding_header(name.as_str()))
     });
     method_override
 }
@@ -315,6 +320,10 @@ mod tests {
         sanitize_inbound(&mut trusted, &identity, true);
         assert!(!trusted.contains_key("x-user-id"), "identity headers go even from a trusted proxy");
         assert!(trusted.contains_key("x-forwarded-prefix") && trusted.contains_key("forwarded"));
+        assert!(
+            !trusted.contains_key("x-original-url") && !trusted.contains_key("x-rewrite-url"),
+            "URL overrides never"
+        );
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) enum PathRefusal {
     NotAbsolute,
     DotSegment,
     DotSegmentWithParameters,
+    SegmentParameters,
     EncodedSlash,
     Backslash,
     DoubleEncoded,
@@ -39,6 +40,9 @@ impl PathRefusal {
             Self::NotAbsolute => "The path must start with '/'.",
             Self::DotSegment => "The path must not contain '.' or '..' segments (also percent-encoded).",
             Self::DotSegmentWithParameters => "The path must not contain dot segments with ';' parameters ('..;').",
+            Self::SegmentParameters => {
+                "The path must not contain ';' segment parameters (Tomcat and Spring drop them: /admin;x is /admin)."
+            }
             Self::EncodedSlash => "The path must not contain an encoded '/' (%2F) on this route.",
             Self::Backslash => "The path must not contain a backslash, literal or encoded (%5C).",
             Self::DoubleEncoded => "The path must not contain a double-encoded '.', '/' or '\\' (%252e).",
@@ -152,10 +156,32 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
         decoded.push(byte);
         i += 1;
     }
-    if LOOKALIKE_DOTS.iter().any(|dot| decoded.windows(dot.len()).any(|w| w == *dot)) {
-        return Err(PathRefusal::LookalikeDot);
+    // A segment of nothing but dots and their look-alikes is a dot segment to some servers;
+    // the same characters inside a word (`こんにちは。`, `wait…what`) are just text.
+    for segment in decoded.split(|b| *b == b'/') {
+        let mut rest = segment;
+        let mut lookalike = false;
+        while !rest.is_empty() {
+            if let Some(tail) = rest.strip_prefix(b".") {
+                rest = tail;
+            } else if let Some(dot) = LOOKALIKE_DOTS.iter().find(|dot| rest.starts_with(dot)) {
+                rest = rest.get(dot.len()..).unwrap_or_default();
+                lookalike = true;
+            } else {
+                break;
+            }
+        }
+        if rest.is_empty() && lookalike {
+            return Err(PathRefusal::LookalikeDot);
+        }
     }
     let path = String::from_utf8(out).map_err(|_| PathRefusal::MalformedEscape)?;
+    // Double encoding, also spelled with escaped hex digits (`%25%32%65` is `%252e` once the
+    // unreserved escapes are decoded): checked on the normalized form.
+    let lower = path.to_ascii_lowercase();
+    if ["%252e", "%252f", "%255c", "%2525"].iter().any(|double| lower.contains(double)) {
+        return Err(PathRefusal::DoubleEncoded);
+    }
     // Segments, also between encoded slashes, as a server that decodes them would see them.
     for segment in path.split('/').flat_map(|s| s.split("%2F")) {
         let (name, parameters) = match segment.split_once(';') {
@@ -164,6 +190,10 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
         };
         if name == "." || name == ".." {
             return Err(if parameters { PathRefusal::DotSegmentWithParameters } else { PathRefusal::DotSegment });
+        }
+        if parameters {
+            // Tomcat and Spring drop `;...` from every segment: `/admin;x/y` is `/admin/y` there.
+            return Err(PathRefusal::SegmentParameters);
         }
     }
     let path = if path == raw { Cow::Borrowed(raw) } else { Cow::Owned(path) };
@@ -188,7 +218,7 @@ mod tests {
             ("/a/.well-known/x", true, "/a/.well-known/x", false),
             ("/a/b.c/..d", true, "/a/b.c/..d", false),
             ("/files/100%25", true, "/files/100%25", false),
-            ("/m;v=1/x", true, "/m;v=1/x", false),
+            ("/wiki/%e3%81%93%e3%80%82", true, "/wiki/%E3%81%93%E3%80%82", false),
             ("/", true, "/", false),
         ];
         for (raw, merge, path, encoded_slash) in table {
@@ -200,7 +230,7 @@ mod tests {
 
     #[test]
     fn hostile_paths_are_refused_with_their_reason() {
-        let table: [(&str, PathRefusal); 27] = [
+        let table: [(&str, PathRefusal); 32] = [
             ("pub/x", NotAbsolute),
             ("/pub/../admin/x", DotSegment),
             ("/pub/./x", DotSegment),
@@ -228,6 +258,11 @@ mod tests {
             ("/pub/\u{FF0E}\u{FF0E}/admin", LookalikeDot),
             ("/pub/%e3%80%82/x", LookalikeDot),
             ("/pub/%zz", MalformedEscape),
+            ("/pub/%25%32%65%25%32%65/admin", DoubleEncoded),
+            ("/pub/%25%32e", DoubleEncoded),
+            ("/pub/%25%32%66admin", DoubleEncoded),
+            ("/admin;x=1/secret", SegmentParameters),
+            ("/pub/.%e2%80%a6/x", LookalikeDot),
         ];
         for (raw, reason) in table {
             assert_eq!(normalize(raw, true).map(|n| n.path), Err(reason), "{raw}");

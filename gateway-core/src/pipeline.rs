@@ -162,11 +162,15 @@ async fn route_and_forward<P: Platform>(
     let encoded_slash = match crate::path::normalize(parts.uri.path(), gateway.merge_slashes) {
         Ok(normalized) => {
             let encoded_slash = normalized.encoded_slash;
-            if let Some(uri) = match normalized.path {
-                std::borrow::Cow::Owned(path) => with_path(&parts.uri, &path),
-                std::borrow::Cow::Borrowed(_) => None,
-            } {
-                parts.uri = uri;
+            if let std::borrow::Cow::Owned(path) = normalized.path {
+                match with_path(&parts.uri, &path) {
+                    Some(uri) => parts.uri = uri,
+                    None => {
+                        let response =
+                            problem(ProblemKind::BadRequest, "The path cannot be normalized.", request_id_str);
+                        return Outcome::local(response, None, gateway.default_cors);
+                    }
+                }
             }
             encoded_slash
         }
@@ -543,7 +547,8 @@ async fn forward<P: Platform>(
             let hit = platform.cache_match(&key).await;
             // RFC 9111 §4.1: a stored answer is reused only for a request that has the same
             // values of the headers it varies on; any other request is a miss.
-            if let Some(mut hit) = hit.filter(|hit| vary_matches(hit.headers(), &client_headers)) {
+            // Compared on what the upstream is sent (after request edits), which is what it varied on.
+            if let Some(mut hit) = hit.filter(|hit| vary_matches(hit.headers(), &headers)) {
                 hit.headers_mut().remove(&VARY_KEY);
                 if let Some(edits) = &route.response_edits {
                     edits.apply(hit.headers_mut(), &context);
@@ -555,9 +560,12 @@ async fn forward<P: Platform>(
         }
     };
     let in_flight = std::cell::Cell::new(None);
+    // A streamed upload can be what stalls: a timeout then says nothing about the upstream.
+    let streamed_upload = matches!(body, Sendable::Stream(_));
+    let sent_headers = matches!(cache, CacheState::Miss(_)).then(|| headers.clone());
     let attempts = send_with_retries(gateway, platform, route, pool, method, &candidates, headers, body, &in_flight);
     let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
-    if result.is_none() {
+    if result.is_none() && !streamed_upload {
         // The attempt the timeout cut short is a failure of its target.
         if let Some(target) = in_flight.get() {
             gateway.record(route.upstream, target, platform.now(), false);
@@ -588,7 +596,9 @@ async fn forward<P: Platform>(
                 (CacheState::Unavailable, _) => Some("edgegate; fwd=uri-miss; detail=no-edge-cache"),
                 (CacheState::Miss(key), Some(policy)) => match storable_ttl(policy, &response) {
                     Some(ttl) => {
-                        if let Some(fingerprint) = vary_fingerprint(response.headers(), &client_headers) {
+                        let fingerprint =
+                            sent_headers.as_ref().and_then(|sent| vary_fingerprint(response.headers(), sent));
+                        if let Some(fingerprint) = fingerprint {
                             response.headers_mut().insert(&VARY_KEY, fingerprint);
                         }
                         let (mut sent, stored) = platform.cache_put(&key, response, ttl).await;

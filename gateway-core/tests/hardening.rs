@@ -47,6 +47,8 @@ fn routes(trust: bool) -> String {
         {"id": "limited", "match": {"path": "/limited"}, "upstream": "a", "rate_limit": ["tenant"]},
         {"id": "ids", "match": {"path": "/ids/{id}"}, "upstream": "a", "allow_encoded_slashes": true},
         {"id": "by-ip", "match": {"path": "/by-ip"}, "upstream": "a", "rate_limit": ["per-ip"]},
+        {"id": "tenant", "match": {"path": "/tenant"}, "upstream": "a", "request": {"headers": {"set": {"x-tenant": "{claims.tenant}"}}}},
+        {"id": "upload", "match": {"path": "/upload"}, "upstream": "fragile", "timeout_ms": 100},
         {"id": "filtered", "match": {"path": "/filtered"}, "upstream": "a", "response": {"body": {"deny": ["data.secret"]}}}
       ]
     })
@@ -403,4 +405,26 @@ fn access_log_modes() {
     }
     let bad = r#"{"version": 1, "defaults": {"access_log": "some"}, "upstreams": {}, "routes": []}"#;
     assert!(Gateway::from_json(bad).unwrap_err().iter().any(|e| e.to_string().contains("defaults.access_log")));
+}
+
+/// A header a route sets from a value the request lacks is removed, never left as the client sent it.
+#[test]
+fn a_set_header_without_its_value_is_not_the_clients() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new();
+    send(&gateway, &fake, request("GET", "/tenant", &[("x-tenant", "victim")]));
+    assert!(fake.last().headers().get("x-tenant").is_none());
+}
+
+/// A client that stalls its streamed upload is not the upstream's failure.
+#[test]
+fn a_stalled_streamed_upload_does_not_open_the_breaker() {
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::new().then(Script::Hang).then(Script::Hang).then(Script::Hang);
+    for _ in 0..3 {
+        let response =
+            send(&gateway, &fake, request_with("POST", "/upload", &[("content-length", "1000")], FakeBody::Stalled));
+        assert_eq!(response.status(), 504);
+    }
+    assert_eq!(fake.received.borrow().len(), 3, "the breaker stayed closed");
 }

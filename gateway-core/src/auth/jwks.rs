@@ -100,8 +100,9 @@ pub(crate) struct KeyCache {
     jwks: Mutex<HashMap<usize, JwksEntry>>,
     secrets: Mutex<HashMap<(usize, usize), VerifyingKey>>,
     verified: Mutex<HashMap<Box<str>, VerifiedToken>>,
-    /// Issuers whose keys one request is fetching now.
-    flights: Mutex<std::collections::HashSet<usize>>,
+    /// Issuers whose keys one request is fetching now, with when it started. A flight older
+    /// than any fetch can take (its request was cancelled and never dropped) is taken over.
+    flights: Mutex<HashMap<usize, UnixMillis>>,
 }
 
 /// Ends a fetch's flight when dropped, also when the fetching request is cancelled.
@@ -120,6 +121,9 @@ impl Drop for Flight<'_> {
 const FLIGHT_POLL: Duration = Duration::from_millis(5);
 /// The longest a request waits for another's fetch (discovery and JWKS, each bounded).
 const FLIGHT_WAIT_POLLS: u32 = 2 * 5000 / 5;
+/// A flight older than this is abandoned: discovery and JWKS fetches take at most twice
+/// [`FETCH_TIMEOUT`].
+const STALE_FLIGHT_MS: u64 = 3 * 5_000;
 /// Waiting on another instance reads the store, so less often.
 const STORE_POLL_EVERY: u32 = 5;
 
@@ -143,13 +147,18 @@ impl KeyCache {
     }
 
     /// Starts the issuer's fetch flight, or `None` when one is under way.
-    fn take_off(&self, issuer: usize) -> Option<Flight<'_>> {
+    fn take_off(&self, issuer: usize, now: UnixMillis) -> Option<Flight<'_>> {
         let mut flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        flights.insert(issuer).then_some(Flight { cache: self, issuer })
+        if flights.get(&issuer).is_some_and(|started| now.saturating_sub(*started) < STALE_FLIGHT_MS) {
+            return None;
+        }
+        flights.insert(issuer, now);
+        Some(Flight { cache: self, issuer })
     }
 
-    fn in_flight(&self, issuer: usize) -> bool {
-        self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).contains(&issuer)
+    fn in_flight(&self, issuer: usize, now: UnixMillis) -> bool {
+        let flights = self.flights.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        flights.get(&issuer).is_some_and(|started| now.saturating_sub(*started) < STALE_FLIGHT_MS)
     }
 
     /// Resolves when the issuer's flight has ended. It looks on its own timer rather than being
@@ -157,7 +166,7 @@ impl KeyCache {
     /// context resolves.
     async fn landing<P: Platform>(&self, platform: &P, issuer: usize) {
         for _ in 0..FLIGHT_WAIT_POLLS {
-            if !self.in_flight(issuer) {
+            if !self.in_flight(issuer, platform.now()) {
                 return;
             }
             platform.sleep(FLIGHT_POLL).await;
@@ -253,7 +262,7 @@ impl KeyCache {
         // Single flight: the first request reads the store and fetches; concurrent ones that
         // cannot do with the keys at hand wait for it and take what it found, so a burst of
         // unknown kids costs one fetch.
-        if self.in_flight(issuer_index) {
+        if self.in_flight(issuer_index, now) {
             let sufficient = entry
                 .as_ref()
                 .is_some_and(|e| !e.usable_keys(now, bounds).is_empty() && kid.is_none_or(|kid| e.has_kid(kid)));
@@ -266,7 +275,7 @@ impl KeyCache {
         if entry.is_some() && !should_fetch(entry.as_ref(), kid, now, bounds) {
             return entry.unwrap_or_default();
         }
-        let Some(_flight) = self.take_off(issuer_index) else {
+        let Some(_flight) = self.take_off(issuer_index, now) else {
             self.landing(platform, issuer_index).await;
             return self.entry(issuer_index).unwrap_or_default();
         };
@@ -413,17 +422,22 @@ async fn discover<P: Platform>(platform: &P, issuer: &str) -> Result<String, Str
     Ok(jwks_uri.to_owned())
 }
 
+/// A JSON document, head and body within [`FETCH_TIMEOUT`]: an issuer that stalls mid-body
+/// must not hold the fetch (and every request waiting for it) any longer.
 async fn get_json<P: Platform>(platform: &P, url: &str) -> Result<(Bytes, Option<String>), String> {
+    match with_timeout(get_json_untimed(platform, url), platform.sleep(FETCH_TIMEOUT)).await {
+        Some(result) => result,
+        None => Err(format!("{url}: no complete answer within {} s", FETCH_TIMEOUT.as_secs())),
+    }
+}
+
+async fn get_json_untimed<P: Platform>(platform: &P, url: &str) -> Result<(Bytes, Option<String>), String> {
     let uri: http::Uri = url.parse().map_err(|_| format!("invalid URL {url}"))?;
     let mut request = Request::new(P::Body::empty());
     *request.method_mut() = Method::GET;
     *request.uri_mut() = uri;
     request.headers_mut().insert(ACCEPT, HeaderValue::from_static("application/json"));
-    let response = match with_timeout(platform.fetch(request), platform.sleep(FETCH_TIMEOUT)).await {
-        Some(Ok(response)) => response,
-        Some(Err(error)) => return Err(format!("{url}: {error:?}")),
-        None => return Err(format!("{url}: no answer within {} s", FETCH_TIMEOUT.as_secs())),
-    };
+    let response = platform.fetch(request).await.map_err(|error| format!("{url}: {error:?}"))?;
     if response.status() != StatusCode::OK {
         return Err(format!("{url}: status {}", response.status().as_u16()));
     }

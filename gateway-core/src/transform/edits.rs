@@ -54,7 +54,9 @@ pub(crate) struct HeaderEdits {
 }
 
 impl HeaderEdits {
-    /// A template whose value is missing (no such claim, parameter or header) sets nothing.
+    /// A `set` whose template cannot be rendered (no such claim, parameter or header) removes
+    /// the header: the upstream must never mistake a client's copy for the gateway's word. An
+    /// `add` with a missing value adds nothing.
     pub fn apply(&self, headers: &mut HeaderMap, context: &Context<'_>) {
         for name in self.remove.iter() {
             headers.remove(name);
@@ -71,9 +73,10 @@ impl HeaderEdits {
             }
         }
         for (name, template) in self.set.iter() {
-            if let Some(value) = render_header(template, context) {
-                headers.insert(name, value);
-            }
+            match render_header(template, context) {
+                Some(value) => headers.insert(name, value),
+                None => headers.remove(name),
+            };
         }
         for (name, template) in self.add.iter() {
             if let Some(value) = render_header(template, context) {
