@@ -272,26 +272,12 @@ impl Store for SpinPlatform {
     /// A compare-and-swap on the claim's expiry (decimal milliseconds): every instance reads
     /// and writes it atomically, so one wins.
     async fn claim(&self, key: &str, now: u64, hold_ms: u64) -> Result<bool, StoreError> {
-        use spin_sdk::wit::wasi::keyvalue::atomics;
-        let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
-        let bucket = self.bucket()?;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let cas = atomics::Cas::new(bucket, key).map_err(failed)?;
-            let held = cas
-                .current()
-                .map_err(failed)?
-                .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u64>().ok())
+        compare_and_swap(self.bucket()?, key, |stored| {
+            let held = stored
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
                 .is_some_and(|until| until > now);
-            if held {
-                return Ok(false);
-            }
-            match atomics::swap(cas, now.saturating_add(hold_ms).to_string().as_bytes()) {
-                Ok(()) => return Ok(true),
-                Err(atomics::CasError::CasFailed(_)) => continue,
-                Err(atomics::CasError::StoreError(e)) => return Err(failed(e)),
-            }
-        }
-        Err(StoreError::Failed(format!("compare-and-swap lost {MAX_CAS_ATTEMPTS} times in a row")))
+            Ok(if held { (false, None) } else { (true, Some(now.saturating_add(hold_ms).to_string().into_bytes())) })
+        })
     }
 }
 
@@ -400,33 +386,47 @@ impl Limiter for SpinPlatform {
         key: &str,
         request: &gateway_core::ratelimit::LimitRequest,
     ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
-        use spin_sdk::wit::wasi::keyvalue::atomics;
         if request.backend != gateway_core::ratelimit::Backend::Exact {
             // The build refuses such policies; this only guards a hand-made gateway.
             return Err(StoreError::Unavailable);
         }
-        let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
-        let bucket = self.bucket()?;
-        for _ in 0..MAX_CAS_ATTEMPTS {
-            let cas = atomics::Cas::new(bucket, key).map_err(failed)?;
-            let stored = cas.current().map_err(failed)?;
+        compare_and_swap(self.bucket()?, key, |stored| {
             let state: Option<gateway_core::ratelimit::decide::State> =
-                stored.as_deref().and_then(|bytes| serde_json::from_slice(bytes).ok());
+                stored.and_then(|bytes| serde_json::from_slice(bytes).ok());
             let (decision, next) =
                 gateway_core::ratelimit::decide::decide(&request.rules, state.as_ref(), request.now, request.cost);
             if !decision.allowed {
                 // Nothing consumed: nothing to write.
-                return Ok(decision);
+                return Ok((decision, None));
             }
             let bytes = serde_json::to_vec(&next).map_err(|e| StoreError::Failed(e.to_string()))?;
-            match atomics::swap(cas, &bytes) {
-                Ok(()) => return Ok(decision),
-                Err(atomics::CasError::CasFailed(_)) => continue,
-                Err(atomics::CasError::StoreError(e)) => return Err(failed(e)),
-            }
-        }
-        Err(StoreError::Failed(format!("compare-and-swap lost {MAX_CAS_ATTEMPTS} times in a row")))
+            Ok((decision, Some(bytes)))
+        })
     }
+}
+
+/// Read, decide, swap on one key: `decide` sees the stored value and answers its result and
+/// what to write (nothing: done). A concurrent writer makes the swap fail, and the decision
+/// is made again on the newer value.
+fn compare_and_swap<T>(
+    bucket: &keyvalue::Bucket,
+    key: &str,
+    mut decide: impl FnMut(Option<&[u8]>) -> Result<(T, Option<Vec<u8>>), StoreError>,
+) -> Result<T, StoreError> {
+    use spin_sdk::wit::wasi::keyvalue::atomics;
+    let failed = |e: keyvalue::Error| StoreError::Failed(format!("{e:?}"));
+    for _ in 0..MAX_CAS_ATTEMPTS {
+        let cas = atomics::Cas::new(bucket, key).map_err(failed)?;
+        let stored = cas.current().map_err(failed)?;
+        let (result, write) = decide(stored.as_deref())?;
+        let Some(bytes) = write else { return Ok(result) };
+        match atomics::swap(cas, &bytes) {
+            Ok(()) => return Ok(result),
+            Err(atomics::CasError::CasFailed(_)) => continue,
+            Err(atomics::CasError::StoreError(e)) => return Err(failed(e)),
+        }
+    }
+    Err(StoreError::Failed(format!("compare-and-swap lost {MAX_CAS_ATTEMPTS} times in a row")))
 }
 
 /// Bounds the retries of a contended compare-and-swap.
