@@ -684,14 +684,7 @@ fn cache_key(
         key.push_str(name.as_str());
         key.push('=');
         for value in headers.get_all(name) {
-            for byte in value.as_bytes() {
-                if byte.is_ascii_alphanumeric() {
-                    key.push(char::from(*byte));
-                } else {
-                    key.push('%');
-                    crate::hygiene::push_hex(&mut key, &[*byte]);
-                }
-            }
+            crate::hygiene::push_escaped(&mut key, value.as_bytes());
         }
     }
     key
@@ -734,14 +727,7 @@ fn vary_fingerprint(response: &http::HeaderMap, request: &http::HeaderMap) -> Op
             if i > 0 {
                 text.push_str("%2C");
             }
-            for byte in value.as_bytes() {
-                if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_') {
-                    text.push(char::from(*byte));
-                } else {
-                    text.push('%');
-                    crate::hygiene::push_hex(&mut text, &[*byte]);
-                }
-            }
+            crate::hygiene::push_escaped(&mut text, value.as_bytes());
         }
     }
     HeaderValue::try_from(text).ok()

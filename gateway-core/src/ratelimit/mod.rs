@@ -152,14 +152,7 @@ const MISSING_PART: &str = "|?missing";
 /// parts can never build the same key, nor the shared key of requests without one.
 fn push_part(key: &mut String, part: &[u8]) {
     key.push('|');
-    for &byte in part {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
-            key.push(char::from(byte));
-        } else {
-            key.push('%');
-            crate::hygiene::push_hex(key, &[byte]);
-        }
-    }
+    crate::hygiene::push_escaped(key, part);
 }
 
 /// `rl:<policy>|part|part`, or `None` when a part is missing.

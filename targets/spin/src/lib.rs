@@ -273,9 +273,8 @@ impl Store for SpinPlatform {
     /// and writes it atomically, so one wins.
     async fn claim(&self, key: &str, now: u64, hold_ms: u64) -> Result<bool, StoreError> {
         compare_and_swap(self.bucket()?, key, |stored| {
-            let held = stored
-                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok())
-                .is_some_and(|until| until > now);
+            let held =
+                stored.and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok()).is_some_and(|until| until > now);
             Ok(if held { (false, None) } else { (true, Some(now.saturating_add(hold_ms).to_string().into_bytes())) })
         })
     }
