@@ -158,20 +158,13 @@ async fn call<P: Platform>(
             }
             let coding = crate::encoding::coding(response.headers());
             let bytes = response.into_body().collect(MAX_LEG_BYTES).await.map_err(|_| LegFailure::Failed)?;
-            // Decoded already on Workers (which may keep the header), as sent on Spin.
-            if coding == crate::encoding::Coding::Identity || serde_json::from_slice::<Value>(&bytes).is_ok() {
-                return Ok(bytes);
-            }
-            crate::encoding::decode(coding, &bytes, MAX_LEG_BYTES).map(Bytes::from).map_err(|_| LegFailure::Failed)
+            crate::encoding::parse_decoded(coding, &bytes, MAX_LEG_BYTES, |b| serde_json::from_slice::<Value>(b))
+                .map_err(|_| LegFailure::Failed)
         },
         platform.sleep(leg.timeout),
     )
     .await;
-    let bytes: Bytes = match fetched {
-        Some(result) => result?,
-        None => return Err(LegFailure::Timeout),
-    };
-    serde_json::from_slice(&bytes).map_err(|_| LegFailure::Failed)
+    fetched.unwrap_or(Err(LegFailure::Timeout))
 }
 
 /// The merged answer as a response.

@@ -78,6 +78,21 @@ pub(crate) fn decode(coding: Coding, bytes: &[u8], limit: u64) -> Result<Vec<u8>
     Ok(out)
 }
 
+/// `parse` of a body as received, or of its decoded bytes when that fails and the body says
+/// it is gzip or deflate: Workers' fetch has decoded such a body already (and may keep the
+/// header), Spin hands it over as the upstream sent it. The error is `parse`'s.
+pub(crate) fn parse_decoded<T, E>(
+    coding: Coding,
+    bytes: &[u8],
+    limit: u64,
+    parse: impl Fn(&[u8]) -> Result<T, E>,
+) -> Result<T, E> {
+    parse(bytes).or_else(|error| match coding {
+        Coding::Gzip | Coding::Deflate => parse(&decode(coding, bytes, limit).map_err(|_| error)?),
+        Coding::Identity | Coding::Unreadable => Err(error),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -911,16 +911,9 @@ async fn transform_body<B: crate::ports::Body>(
     }
     let (mut parts, body) = response.into_parts();
     let bytes = body.collect(plan.max_bytes).await.map_err(|_| ())?;
-    // Workers has decoded a compressed answer already (and may leave the header); on Spin the
-    // bytes are as the upstream sent them.
-    let readable = crate::transform::body::transform_bytes(&plan.ops, &bytes).or_else(|error| {
-        match crate::encoding::coding(&parts.headers) {
-            coding @ (crate::encoding::Coding::Gzip | crate::encoding::Coding::Deflate) => {
-                let decoded = crate::encoding::decode(coding, &bytes, plan.max_bytes).map_err(|_| error)?;
-                crate::transform::body::transform_bytes(&plan.ops, &decoded)
-            }
-            _ => Err(error),
-        }
+    let coding = crate::encoding::coding(&parts.headers);
+    let readable = crate::encoding::parse_decoded(coding, &bytes, plan.max_bytes, |bytes| {
+        crate::transform::body::transform_bytes(&plan.ops, bytes)
     });
     let transformed = match readable {
         Ok(transformed) => {
