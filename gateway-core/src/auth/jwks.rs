@@ -17,7 +17,8 @@ use crate::pipeline::with_timeout;
 use crate::ports::{Body, Platform, UnixMillis};
 
 /// Longest wait for a JWKS or discovery document.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+const FETCH_TIMEOUT_MS: u64 = 5_000;
+const FETCH_TIMEOUT: Duration = Duration::from_millis(FETCH_TIMEOUT_MS);
 /// Largest JWKS or discovery document read.
 const MAX_DOCUMENT_BYTES: u64 = 256 * 1024;
 /// Lifetime of a JWKS whose response has no `max-age`, before clamping to the bounds.
@@ -118,12 +119,13 @@ impl Drop for Flight<'_> {
 }
 
 /// How often a request waiting for another's JWKS fetch looks again.
-const FLIGHT_POLL: Duration = Duration::from_millis(5);
-/// The longest a request waits for another's fetch (discovery and JWKS, each bounded).
-const FLIGHT_WAIT_POLLS: u32 = 2 * 5000 / 5;
-/// A flight older than this is abandoned: discovery and JWKS fetches take at most twice
-/// [`FETCH_TIMEOUT`].
-const STALE_FLIGHT_MS: u64 = 3 * 5_000;
+const FLIGHT_POLL_MS: u64 = 5;
+const FLIGHT_POLL: Duration = Duration::from_millis(FLIGHT_POLL_MS);
+/// A fetch is discovery plus JWKS, each within [`FETCH_TIMEOUT`]: the longest a request
+/// waits for another's.
+const FLIGHT_WAIT_POLLS: u32 = (2 * FETCH_TIMEOUT_MS / FLIGHT_POLL_MS) as u32;
+/// A flight older than this is abandoned (its request was cancelled and never dropped).
+const STALE_FLIGHT_MS: u64 = 3 * FETCH_TIMEOUT_MS;
 /// Waiting on another instance reads the store, so less often.
 const STORE_POLL_EVERY: u32 = 5;
 
@@ -279,14 +281,12 @@ impl KeyCache {
             self.landing(platform, issuer_index).await;
             return self.entry(issuer_index).unwrap_or_default();
         };
-        {
-            // Another isolate may have fetched already.
-            if let Some(stored) = load(platform, &issuer.issuer, issuer.rsa_default).await {
-                let newer = entry.as_ref().is_none_or(|e| stored.attempted_at > e.attempted_at);
-                if newer {
-                    self.set_entry(issuer_index, stored.clone());
-                    entry = Some(stored);
-                }
+        // Another isolate may have fetched already.
+        if let Some(stored) = load(platform, &issuer.issuer, issuer.rsa_default).await {
+            let newer = entry.as_ref().is_none_or(|e| stored.attempted_at > e.attempted_at);
+            if newer {
+                self.set_entry(issuer_index, stored.clone());
+                entry = Some(stored);
             }
         }
         if !should_fetch(entry.as_ref(), kid, now, bounds) {
@@ -300,7 +300,8 @@ impl KeyCache {
         }
         let mut next = entry.unwrap_or_default();
         next.attempted_at = now;
-        // Claim the attempt before awaiting, so concurrent requests in this isolate see it.
+        // The attempt counts from now, before awaiting: if this request is cancelled mid-fetch
+        // (its flight then ends), the cooldown still holds off the next one.
         self.set_entry(issuer_index, next.clone());
         match fetch_keys(platform, issuer, source, next.jwks_url.as_deref()).await {
             Ok(Fetched { keys, jwks_url, cache_control, document }) => {
