@@ -198,7 +198,7 @@ impl CorsPolicy {
                 return;
             }
         } else {
-            remove_access_control(headers);
+            crate::hygiene::remove_where(headers, |name| name.as_str().starts_with("access-control-"));
         }
         if self.is_wildcard() {
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
@@ -209,17 +209,6 @@ impl CorsPolicy {
         }
         if let Some(value) = &self.expose_headers {
             headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, value.clone());
-        }
-    }
-}
-
-fn remove_access_control(headers: &mut HeaderMap) {
-    // Usually none: look before allocating.
-    if headers.keys().any(|name| name.as_str().starts_with("access-control-")) {
-        let names: Vec<HeaderName> =
-            headers.keys().filter(|name| name.as_str().starts_with("access-control-")).cloned().collect();
-        for name in names {
-            headers.remove(name);
         }
     }
 }

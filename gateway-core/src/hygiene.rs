@@ -34,7 +34,8 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) {
+/// Removes every header whose name is `doomed`, in one scan.
+pub(crate) fn remove_where(headers: &mut HeaderMap, mut doomed: impl FnMut(&HeaderName) -> bool) {
     // An empty Vec does not allocate.
     let names: Vec<HeaderName> = headers.keys().filter(|name| doomed(name)).cloned().collect();
     for name in names {
