@@ -24,15 +24,16 @@ mod limiter;
 /// string (`name\nvalue\n` pairs; header names and values never hold a newline), instead of
 /// several calls per header.
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function eg_request_head(req) {
-  let s = req.method + "\n" + req.url + "\n";
-  for (const [k, v] of req.headers) s += k + "\n" + v + "\n";
+function head(first, headers) {
+  let s = first + "\n";
+  for (const [k, v] of headers) s += k + "\n" + v + "\n";
   return s;
 }
+export function eg_request_head(req) {
+  return head(req.method + "\n" + req.url, req.headers);
+}
 export function eg_response_head(res) {
-  let s = res.status + "\n";
-  for (const [k, v] of res.headers) s += k + "\n" + v + "\n";
-  return s;
+  return head(res.status, res.headers);
 }
 function headers(packed) {
   const h = new Headers();
@@ -57,9 +58,8 @@ extern "C" {
 }
 
 /// Header pairs from their packed form.
-fn unpack_headers<'a>(pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
+fn unpack_headers<'a>(mut pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
     let mut map = HeaderMap::with_capacity(16);
-    let mut pairs = pairs;
     while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
         if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
             map.append(name, value);
