@@ -128,18 +128,8 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
                         out.extend_from_slice(b"%2F");
                     }
                     b'\\' => return Err(PathRefusal::Backslash),
-                    b'%' => {
-                        let inner = (
-                            bytes.get(i + 3).copied().and_then(hex_value),
-                            bytes.get(i + 4).copied().and_then(hex_value),
-                        );
-                        if let (Some(h), Some(l)) = inner {
-                            if matches!(h << 4 | l, b'.' | b'/' | b'\\' | b'%') {
-                                return Err(PathRefusal::DoubleEncoded);
-                            }
-                        }
-                        out.extend_from_slice(b"%25");
-                    }
+                    // Double encoding is judged on the normalized form, below.
+                    b'%' => out.extend_from_slice(b"%25"),
                     _ if value < 0x20 || value == 0x7f => return Err(PathRefusal::ControlCharacter),
                     _ => {
                         out.extend_from_slice(&[b'%', upper_hex(high), upper_hex(low)]);
