@@ -70,9 +70,24 @@ pub struct Gateway {
     /// Merge duplicate slashes before routing.
     merge_slashes: bool,
     access_log: log::AccessLogMode,
+    /// A digest of the routes file this gateway was compiled from (`None` when it was compiled
+    /// from a parsed file): what the gateway keeps in the shared store is only ever read back
+    /// by a gateway compiled from the same file.
+    fingerprint: Option<[u8; 16]>,
 }
 
 impl Gateway {
+    fn with_fingerprint(mut self, text: &str) -> Self {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(text.as_bytes());
+        let mut fingerprint = [0; 16];
+        for (byte, digest_byte) in fingerprint.iter_mut().zip(digest) {
+            *byte = digest_byte;
+        }
+        self.fingerprint = Some(fingerprint);
+        self
+    }
+
     /// The order to try a pool's targets in (pool-local indexes), advancing its round-robin counter.
     fn target_order(&self, pool: usize, random: u64, sticky: Option<u64>) -> Vec<usize> {
         let Some(spec) = self.pools.get(pool) else { return Vec::new() };

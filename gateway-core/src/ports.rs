@@ -171,6 +171,10 @@ pub trait Secrets {
 /// A key-value store shared by the isolates or instances of one deployment (Workers KV,
 /// Spin's key-value store). Values carry their own expiry where they need one.
 pub trait Store {
+    /// `true` where every request runs in a fresh instance (Spin) and nothing the gateway
+    /// learns survives it: results worth keeping (verified tokens) are then kept in this store,
+    /// where an isolate that lives on (Workers) keeps them in memory.
+    const FRESH_INSTANCE_PER_REQUEST: bool = false;
     /// The value under `key`, `None` when there is none.
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError>;
     /// Stores `value` under `key`, replacing what was there.

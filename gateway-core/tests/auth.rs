@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 mod support;
 use support::block_on;
-use support::fake::{Fake, FakeBody, Script};
+use support::fake::{Fake, FakeBody, FreshInstances, Script};
 use support::tokens::{es256, hs256, p256_jwk, p256_key};
 
 const CLIENT: Client = Client { ip: Some(std::net::IpAddr::V4(std::net::Ipv4Addr::new(203, 0, 113, 9))), https: true };
@@ -405,6 +405,72 @@ fn a_repeated_token_skips_the_signature_check_for_a_minute_but_never_the_clock()
     assert_eq!(fake.native_calls.get(), 2, "verified again after a minute");
     fake.now.set(fake.now.get() + 30_000); // 151 s after minting: past exp and the 60 s leeway
     assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 401, "expired meanwhile");
+}
+
+#[test]
+fn where_instances_live_one_request_the_store_remembers_a_verified_token() {
+    let key = p256_key(7);
+    let auth = bearer(&es256(
+        &key,
+        &json!({"alg": "ES256", "kid": "k1"}),
+        &claims(json!({"iss": "https://tenant2.example", "aud": null, "exp": NOW + 90})),
+    ));
+    let fake = platform();
+    fake.native_verify.set(Some(true));
+    let spin = FreshInstances(&fake);
+    // Every request compiles a gateway of its own, as a Spin instance does: nothing in memory.
+    let request = |fresh: &FreshInstances| {
+        // The JWKS answer, in case the keys must be fetched (every fresh instance has none).
+        fresh.0.script.borrow_mut().push_front(Script::Respond({
+            let mut response = Response::new(FakeBody::Bytes(Bytes::from(jwks(&[p256_jwk(&key, "k1")]))));
+            response.headers_mut().insert("cache-control", "max-age=300".parse().unwrap());
+            response
+        }));
+        let response = block_on(handle(&gateway(), fresh, get("/private", &[("authorization", &auth)]), &CLIENT));
+        fresh.0.script.borrow_mut().clear();
+        response.status()
+    };
+    assert_eq!(request(&spin), 200);
+    assert_eq!(fake.native_calls.get(), 1);
+    let stored: Vec<String> =
+        fake.store.borrow().keys().filter(|k| k.starts_with("edgegate:verified:")).cloned().collect();
+    assert_eq!(stored.len(), 1, "one slot");
+    assert!(!String::from_utf8_lossy(&fake.store.borrow()[&stored[0]]).contains(&auth[7..]), "never the token itself");
+    for _ in 0..3 {
+        assert_eq!(request(&spin), 200);
+    }
+    assert_eq!(fake.native_calls.get(), 1, "the next instances recall it");
+
+    // A gateway from another routes file does not believe the slot.
+    let other = Gateway::from_json(&routes().replace(r#""id":"public""#, r#""id":"open""#)).unwrap();
+    fake.script
+        .borrow_mut()
+        .push_front(Script::Respond(Response::new(FakeBody::Bytes(Bytes::from(jwks(&[p256_jwk(&key, "k1")]))))));
+    assert_eq!(block_on(handle(&other, &spin, get("/private", &[("authorization", &auth)]), &CLIENT)).status(), 200);
+    assert_eq!(fake.native_calls.get(), 2, "verified: the file changed");
+    fake.script.borrow_mut().clear();
+
+    // The clock is checked every time, and the memory lasts a minute.
+    fake.now.set(fake.now.get() + 61_000);
+    assert_eq!(request(&spin), 200);
+    assert_eq!(fake.native_calls.get(), 3, "verified again after a minute");
+    fake.now.set(fake.now.get() + 90_000); // past exp and the leeway
+    assert_eq!(request(&spin), 401, "expired meanwhile");
+
+    // An isolate that lives on (the plain fake) keeps it in memory, never in the store.
+    let workers = platform();
+    workers.native_verify.set(Some(true));
+    workers
+        .script
+        .borrow_mut()
+        .push_back(Script::Respond(Response::new(FakeBody::Bytes(Bytes::from(jwks(&[p256_jwk(&key, "k1")]))))));
+    let fresh_auth = bearer(&es256(
+        &key,
+        &json!({"alg": "ES256", "kid": "k1"}),
+        &claims(json!({"iss": "https://tenant2.example", "aud": null, "exp": NOW + 90})),
+    ));
+    assert_eq!(send(&gateway(), &workers, get("/private", &[("authorization", &fresh_auth)])).status(), 200);
+    assert!(workers.store.borrow().keys().all(|k| !k.starts_with("edgegate:verified:")));
 }
 
 #[test]

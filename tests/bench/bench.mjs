@@ -5,7 +5,8 @@
 // has. Same fast node upstream, same bounded wrk settings, rounds interleaved.
 import http from "node:http";
 import path from "node:path";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { fileURLToPath } from "node:url";
@@ -41,44 +42,84 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .sign(signingKey);
 const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
+// A subject starts its runtime (on the port given, or one it picks) and answers { port, stop,
+// ticks }: ticks is the CPU its processes have used so far (user + system, clock ticks of 10 ms).
+const workers = (options) => async (port) => {
+  const mf = new Miniflare({ ...options, unsafeDirectSockets: [{ host: "127.0.0.1", port }] });
+  await mf.ready;
+  return { port, stop: () => mf.dispose(), ticks: () => ticksOf(childPids("workerd")) };
+};
+// Spin: the project's wasmtime test host, a fresh instance per request as Spin runs components.
+const spinHost = path.join(root, "tests/spin-host/target/release/spin-test-host");
+const spin = (wasm) => async () => {
+  // Port 0: the host picks a free one (a fixed port may be some connection's ephemeral port).
+  const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`spin-test-host exited with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = line.match(/^listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  return {
+    port,
+    stop: async () => {
+      const exited = new Promise((resolve) => child.once("exit", resolve));
+      child.kill("SIGTERM");
+      await exited;
+    },
+    ticks: () => ticksOf([String(child.pid)]),
+  };
+};
+const spinEdgegate = spin(path.join(root, "target/bench/spin/edgegate_spin.wasm"));
+const bearer = { authorization: `Bearer ${token}` };
 const allSubjects = [
-  { name: "js-passthrough", options: { ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }, path: "/proxy/items?x=1" },
-  { name: "edgegate-plain", options: edgegateOptions, path: "/proxy/items?x=1" },
-  { name: "edgegate-es256", options: edgegateOptions, path: "/jwt/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  { name: "edgegate-full", options: edgegateOptions, path: "/jwt-limited/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  { name: "edgegate-full-lazy", options: edgegateOptions, path: "/jwt-limited-lazy/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  { name: "hono-jose-full", options: honoOptions, path: "/full/items?x=1", headers: { authorization: `Bearer ${token}` } },
-  ...(process.env.BENCH_EXTRA ? [{ name: "extra", options: { ...edgegateOptions, scriptPath: path.resolve(process.env.BENCH_EXTRA) }, path: "/proxy/items?x=1" }] : []),
+  { name: "js-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }), path: "/proxy/items?x=1" },
+  { name: "edgegate-plain", runtime: "workers", start: workers(edgegateOptions), path: "/proxy/items?x=1" },
+  { name: "edgegate-es256", runtime: "workers", start: workers(edgegateOptions), path: "/jwt/items?x=1", headers: bearer },
+  { name: "edgegate-full", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited/items?x=1", headers: bearer },
+  { name: "edgegate-full-lazy", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited-lazy/items?x=1", headers: bearer },
+  { name: "hono-jose-full", runtime: "workers", start: workers(honoOptions), path: "/full/items?x=1", headers: bearer },
+  ...(process.env.BENCH_EXTRA ? [{ name: "extra", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.resolve(process.env.BENCH_EXTRA) }), path: "/proxy/items?x=1" }] : []),
+  { name: "spin-passthrough", runtime: "spin", start: spin(path.join(root, "target/bench/spin/spin_passthrough.wasm")), path: "/items?x=1" },
+  { name: "spin-plain", runtime: "spin", start: spinEdgegate, path: "/proxy/items?x=1" },
+  { name: "spin-es256", runtime: "spin", start: spinEdgegate, path: "/jwt/items?x=1", headers: bearer },
+  { name: "spin-full", runtime: "spin", start: spinEdgegate, path: "/jwt-limited/items?x=1", headers: bearer },
 ];
-// BENCH_ONLY=name,name runs a subset (the floor always runs: ratios need it).
+const floors = { workers: "js-passthrough", spin: "spin-passthrough" };
+// BENCH_ONLY=name,name runs a subset (with the floor of each runtime it touches: ratios need it).
 const only = process.env.BENCH_ONLY?.split(",");
-const subjects = allSubjects.filter((s) => !only || s.name === "js-passthrough" || only.includes(s.name));
+const picked = allSubjects.filter((s) => !only || only.includes(s.name));
+const subjects = allSubjects.filter((s) => picked.includes(s) || (s.name === floors[s.runtime] && picked.some((p) => p.runtime === s.runtime)));
 
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
 const run = promisify(execFile);
 
-// CPU time (user + system, in clock ticks of 10 ms) the workerd processes this run started
-// have used: a steadier cost per request than req/s on a machine the load generator shares.
-function workerdTicks() {
-  let pids = [];
+function childPids(name) {
   try {
-    pids = execFileSync("pgrep", ["-P", String(process.pid), "workerd"], { encoding: "utf8" }).trim().split("\n");
+    return execFileSync("pgrep", ["-P", String(process.pid), name], { encoding: "utf8" }).trim().split("\n");
   } catch {
-    return NaN;
+    return [];
   }
+}
+
+// CPU time (user + system, in clock ticks of 10 ms) of the given processes: a steadier cost per
+// request than req/s on a machine the load generator shares.
+function ticksOf(pids) {
+  if (pids.length === 0) return NaN;
   return pids.reduce((sum, pid) => {
     const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
     return sum + Number(fields[11]) + Number(fields[12]);
   }, 0);
 }
 
-async function wrk(url, headers = {}) {
-  const headerArgs = Object.entries(headers).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+async function wrk(url, headers, ticks) {
+  const headerArgs = Object.entries(headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
   // A short warm-up, then the measured run.
   await run("wrk", ["-t2", "-c8", "-d2s", ...headerArgs, url]);
-  const before = workerdTicks();
+  const before = ticks();
   const { stdout: out } = await run("wrk", ["-t2", `-c${connections}`, `-d${duration}`, "--latency", ...headerArgs, url]);
-  const cpuMs = (workerdTicks() - before) * 10;
+  const cpuMs = (ticks() - before) * 10;
   const rps = Number(out.match(/Requests\/sec:\s+([\d.]+)/)[1]);
   const toMs = (v, unit) => Number(v) * ({ us: 0.001, ms: 1, s: 1000 }[unit] ?? 1);
   const pct = (p) => {
@@ -90,31 +131,39 @@ async function wrk(url, headers = {}) {
   return { rps, p50: pct(50), p99: pct(99), errors: Number(errors), cpuUs: (cpuMs * 1000) / requests };
 }
 
-// Each subject in its own workerd, reached through a direct socket on its own port.
+// Each subject in its own runtime process, reached through a direct socket on its own port.
 const results = Object.fromEntries(subjects.map((s) => [s.name, []]));
 for (let round = 0; round < rounds; round++) {
   for (const [i, subject] of subjects.entries()) {
-    const port = 47300 + round * 10 + i; // fresh per round: a disposed workerd may hold its port a moment
-    const mf = new Miniflare({ ...subject.options, unsafeDirectSockets: [{ host: "127.0.0.1", port }] });
-    await mf.ready;
-    const url = `http://127.0.0.1:${port}${subject.path}`;
+    const runtime = await subject.start(47300 + round * 20 + i); // fresh per round: a stopped runtime may hold its port a moment
+    const url = `http://127.0.0.1:${runtime.port}${subject.path}`;
     const probe = await fetch(url, { headers: subject.headers });
     if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}: ${await probe.text()}`);
     await probe.arrayBuffer();
-    results[subject.name].push(await wrk(url, subject.headers));
-    await mf.dispose();
+    results[subject.name].push(await wrk(url, subject.headers, runtime.ticks));
+    await runtime.stop();
   }
 }
 upstream.close();
 
 const mean = (list, key) => list.reduce((sum, r) => sum + r[key], 0) / list.length;
-const floor = mean(results["js-passthrough"], "rps");
-console.log(`\nMiniflare (workerd) with direct sockets, wrk -t2 -c${connections} -d${duration}, ${rounds} interleaved round(s), GET → node upstream on 127.0.0.1`);
-console.log("es256: an ES256 bearer token (reused, as clients do) and a claim header; full: plus an exact Durable Object limit per sub (one hot key), persisted every request (lazy: write-behind); hono-jose-full: the same policy in Hono + jose with a SQLite Durable Object\n");
-console.log("subject               req/s   ratio   p50 ms   p99 ms   non-2xx   workerd CPU µs/req");
-for (const [name, list] of Object.entries(results)) {
-  const rps = mean(list, "rps");
-  console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
+const headings = {
+  workers: "Workers: Miniflare (workerd) with direct sockets",
+  spin: "Spin: the wasmtime 48 test host (tests/spin-host), a fresh instance per request",
+};
+console.log(`\nwrk -t2 -c${connections} -d${duration}, ${rounds} interleaved round(s), GET → node upstream on 127.0.0.1`);
+console.log("es256: an ES256 bearer token (reused, as clients do) and a claim header; full: plus an exact limit per sub (one hot key): a Durable Object persisted every request on Workers (lazy: write-behind), the key-value store on Spin; hono-jose-full: the same policy in Hono + jose with a SQLite Durable Object");
+for (const runtime of ["workers", "spin"]) {
+  const names = Object.keys(results).filter((name) => subjects.find((s) => s.name === name).runtime === runtime);
+  if (names.length === 0) continue;
+  const floor = mean(results[floors[runtime]], "rps");
+  console.log(`\n${headings[runtime]}\n`);
+  console.log("subject               req/s   ratio   p50 ms   p99 ms   non-2xx   runtime CPU µs/req");
+  for (const name of names) {
+    const list = results[name];
+    const rps = mean(list, "rps");
+    console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
+  }
 }
 if (results["hono-jose-full"] && results["edgegate-full"]) {
   const peer = mean(results["hono-jose-full"], "rps");

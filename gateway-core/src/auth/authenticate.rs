@@ -14,6 +14,7 @@ use super::policy::{
     check_claims, claim_header_text, claim_strings, scopes, ApiKeyScheme, Consumer, ConsumerField, CredentialSource,
     JwtScheme, RouteRequirement, SchemeKind,
 };
+use super::remembered;
 use crate::ports::Platform;
 use crate::problem::{problem, ProblemKind};
 use crate::Gateway;
@@ -295,7 +296,7 @@ async fn verify_jwt<P: Platform>(
     }
     let now = platform.now();
     let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-    if let Some(hit) = gateway.keys.verified(&token, now) {
+    if let Some(hit) = remembered::recall(gateway, platform, &token, now).await {
         if let Some(issuer) =
             scheme.issuers.contains(&hit.issuer).then(|| gateway.auth.issuers.get(hit.issuer)).flatten()
         {
@@ -357,7 +358,13 @@ async fn verify_jwt<P: Platform>(
     check_claims(issuer, decoded.claims(), now_s, scheme.leeway_s)
         .map_err(|e| Refusal::InvalidToken(e.description()))?;
     let claims = std::sync::Arc::new(decoded.into_claims());
-    gateway.keys.remember(&token, VerifiedToken { issuer: issuer_index, claims: claims.clone(), verified_at: now });
+    remembered::keep(
+        gateway,
+        platform,
+        &token,
+        VerifiedToken { issuer: issuer_index, claims: claims.clone(), verified_at: now },
+    )
+    .await;
     Ok(Some(Identity::Token { claims }))
 }
 

@@ -5,6 +5,7 @@ mod credential;
 mod jwks;
 pub mod jwt;
 pub(crate) mod policy;
+mod remembered;
 
 pub(crate) use authenticate::authenticate;
 pub use authenticate::Identity;

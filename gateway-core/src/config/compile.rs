@@ -25,17 +25,37 @@ const MAX_TIMEOUT_MS: u64 = 600_000;
 /// types) stop at the first one, because nothing after it can be read reliably; every
 /// semantic error is reported.
 pub fn from_json(text: &str) -> Result<Gateway, Vec<ConfigError>> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let file: RoutesFile = match serde_path_to_error::deserialize(&mut deserializer) {
-        Ok(file) => file,
-        Err(error) => return Err(vec![structural_error(&error)]),
-    };
-    if let Err(error) = deserializer.end() {
-        return Err(vec![ConfigError::new(Kind::Syntax, "$", error.to_string())]);
+    // A file that reads cleanly (always, at runtime: the build checked it) skips the path
+    // tracking, which costs about as much as the parse itself; only a broken file pays for
+    // the second, tracked read that names where it broke.
+    match serde_json::from_str::<RoutesFile>(text) {
+        Ok(file) => compile(&file).map(|gateway| gateway.with_fingerprint(text)),
+        Err(error) => Err(vec![located(text, &error)]),
     }
-    compile(&file)
 }
 
+/// Where a file that does not read broke: its JSON path, from a second, tracked read.
+#[cfg(not(target_arch = "wasm32"))]
+fn located(text: &str, _error: &serde_json::Error) -> ConfigError {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    match serde_path_to_error::deserialize::<_, RoutesFile>(&mut deserializer) {
+        Err(error) => structural_error(&error),
+        Ok(_) => match deserializer.end() {
+            Err(error) => ConfigError::new(Kind::Syntax, "$", error.to_string()),
+            Ok(()) => ConfigError::new(Kind::Syntax, "$", "the file could not be read"),
+        },
+    }
+}
+
+/// In the wasm builds the file was checked, with paths, when it was embedded; a second,
+/// tracked deserializer would only add ~140 KB to the component, so the runtime reports the
+/// parser's own message (line and column).
+#[cfg(target_arch = "wasm32")]
+fn located(_text: &str, error: &serde_json::Error) -> ConfigError {
+    ConfigError::new(Kind::Syntax, "$", error.to_string())
+}
+
+#[cfg(not(target_arch = "wasm32"))]
 fn structural_error(error: &serde_path_to_error::Error<serde_json::Error>) -> ConfigError {
     let inner = error.inner();
     let path = match error.path().to_string().as_str() {
@@ -68,6 +88,7 @@ fn structural_error(error: &serde_path_to_error::Error<serde_json::Error>) -> Co
     ConfigError::new(Kind::InvalidValue, path, message)
 }
 
+#[cfg(not(target_arch = "wasm32"))]
 fn strip_position(message: &str) -> String {
     match message.rfind(" at line ") {
         Some(index) => message.get(..index).unwrap_or(message).to_owned(),
@@ -448,6 +469,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
             merge_slashes: defaults.merge_slashes.unwrap_or(true),
             access_log,
+            fingerprint: None,
         })
     } else {
         Err(c.errors)

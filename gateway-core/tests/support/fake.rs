@@ -258,3 +258,81 @@ impl EdgeCache for Fake {
         (response, true)
     }
 }
+
+/// The fake as a platform that runs every request in a fresh instance (Spin): the same
+/// scripted ports, with [`Store::FRESH_INSTANCE_PER_REQUEST`].
+pub struct FreshInstances<'a>(pub &'a Fake);
+
+impl Fetch for FreshInstances<'_> {
+    type Body = FakeBody;
+    async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
+        self.0.fetch(request).await
+    }
+}
+impl Clock for FreshInstances<'_> {
+    fn now(&self) -> UnixMillis {
+        self.0.now()
+    }
+}
+impl Sleep for FreshInstances<'_> {
+    async fn sleep(&self, duration: Duration) {
+        self.0.sleep(duration).await;
+    }
+}
+impl Entropy for FreshInstances<'_> {
+    fn fill(&self, buf: &mut [u8]) {
+        self.0.fill(buf);
+    }
+}
+impl AccessLog for FreshInstances<'_> {
+    fn log(&self, line: &str) {
+        self.0.log(line);
+    }
+}
+impl Secrets for FreshInstances<'_> {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.0.secret(name)
+    }
+}
+impl Store for FreshInstances<'_> {
+    const FRESH_INSTANCE_PER_REQUEST: bool = true;
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        self.0.get(key).await
+    }
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        self.0.put(key, value).await
+    }
+    async fn claim(&self, key: &str, now: UnixMillis, hold_ms: u64) -> Result<bool, StoreError> {
+        self.0.claim(key, now, hold_ms).await
+    }
+}
+impl SignatureVerifier for FreshInstances<'_> {
+    async fn verify_signature(
+        &self,
+        key: &gateway_core::auth::jwt::VerifyingKey,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Option<bool> {
+        self.0.verify_signature(key, message, signature).await
+    }
+}
+impl Limiter for FreshInstances<'_> {
+    async fn limit(
+        &self,
+        key: &str,
+        request: &gateway_core::ratelimit::LimitRequest,
+    ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
+        self.0.limit(key, request).await
+    }
+}
+impl EdgeCache for FreshInstances<'_> {
+    fn cache_available(&self) -> bool {
+        self.0.cache_available()
+    }
+    async fn cache_match(&self, key: &str) -> Option<Response<FakeBody>> {
+        self.0.cache_match(key).await
+    }
+    async fn cache_put(&self, key: &str, response: Response<FakeBody>, ttl_s: u64) -> (Response<FakeBody>, bool) {
+        self.0.cache_put(key, response, ttl_s).await
+    }
+}

@@ -260,6 +260,8 @@ impl Secrets for SpinPlatform {
 }
 
 impl Store for SpinPlatform {
+    const FRESH_INSTANCE_PER_REQUEST: bool = true;
+
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let value = self.bucket()?.get(key).map_err(|e| StoreError::Failed(format!("{e:?}")))?;
         Ok(value.map(Bytes::from))
