@@ -367,18 +367,26 @@ async fn forward<P: Platform>(
     let too_large =
         || local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
 
-    // Body limit: a declared length is checked before reading; an undeclared one is counted.
-    // Validation and retries need the bytes; otherwise a declared body streams through.
+    // Body limit: a declared length is checked before reading; an undeclared one is counted
+    // as it streams upstream. Validation and retries need the bytes; otherwise the body
+    // streams through, never buffered.
     let declared = match headers.get(CONTENT_LENGTH).map(|v| v.to_str().ok().and_then(|s| s.parse::<u64>().ok())) {
         Some(None) => return local(ProblemKind::BadRequest, "Content-Length is not a number."),
         Some(Some(length)) if length > route.max_body_bytes => return too_large(),
         declared => declared.flatten(),
     };
-    let needs_bytes = route.validate.is_some() || route.retry.is_some();
+    // A failover pool sends an undeclared body again to the next target (on Spin that is every
+    // GET: wasi cannot tell an absent body from an empty stream), so it is read first.
+    let failover = gateway
+        .pools
+        .get(route.upstream)
+        .is_some_and(|pool| pool.balance == crate::resilience::Balance::Failover && pool.targets.len() > 1);
+    let needs_bytes = route.validate.is_some() || route.retry.is_some() || (failover && declared.is_none());
     let body: Sendable<P::Body> = if body.is_known_empty() {
         Sendable::Bytes(bytes::Bytes::new())
-    } else if declared.is_some() && !needs_bytes {
-        Sendable::Stream(body)
+    } else if !needs_bytes {
+        // A declared length is held to by the runtime; an undeclared one is counted.
+        Sendable::Stream(if declared.is_some() { body } else { body.limited(route.max_body_bytes) })
     } else {
         // A client that stalls its upload must not hold the request forever.
         let Some(collected) = with_timeout(body.collect(route.max_body_bytes), platform.sleep(route.timeout)).await
@@ -624,6 +632,7 @@ async fn forward<P: Platform>(
         Some(Err(SendError::Fetch(FetchError::InvalidRequest(_)))) => {
             local(ProblemKind::BadRequest, "The request cannot be forwarded.")
         }
+        Some(Err(SendError::Fetch(FetchError::BodyTooLarge))) => Outcome { upstream_ms, ..too_large() },
         Some(Err(SendError::CircuitOpen)) => local(
             ProblemKind::UpstreamCircuitOpen,
             "The upstream is failing; the gateway stopped sending to it for a while.",
@@ -866,7 +875,8 @@ async fn send_with_retries<P: Platform>(
         in_flight.set(None);
         let outcome = match &result {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
-            Err(FetchError::InvalidRequest(_)) => return result.map_err(SendError::Fetch),
+            // The client's doing, not the upstream's: no breaker bookkeeping, no retry.
+            Err(FetchError::InvalidRequest(_) | FetchError::BodyTooLarge) => return result.map_err(SendError::Fetch),
             Err(_) => AttemptOutcome::ConnectError,
         };
         gateway.record(route.upstream, *target, platform.now(), outcome.breaker_success());

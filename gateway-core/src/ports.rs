@@ -25,6 +25,10 @@ pub trait Body: Sized {
     /// Reads the whole body, failing with [`BodyError::TooLarge`] as soon as more than
     /// `limit` bytes arrive.
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError>;
+    /// The body, counted as it streams: once more than `limit` bytes have passed, sending it
+    /// stops, the upstream request is aborted (never completed) and the fetch fails with
+    /// [`FetchError::BodyTooLarge`]. Nothing is buffered.
+    fn limited(self, limit: u64) -> Self;
 }
 
 /// A platform's own body stream (a JS `ReadableStream`, a wasi input stream), read whole
@@ -33,6 +37,8 @@ pub trait ByteStream: Sized {
     /// Reads the stream to its end, failing with [`BodyError::TooLarge`] as soon as more than
     /// `limit` bytes arrive ([`LimitedBuffer`] does the counting).
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError>;
+    /// The stream, counted as the platform sends it ([`Body::limited`]).
+    fn limited(self, limit: u64) -> Self;
 }
 
 /// The body both adapters use: nothing, bytes the gateway produced, or the platform's stream
@@ -70,6 +76,14 @@ impl<S: ByteStream> Body for StreamBody<S> {
             Self::Bytes(bytes) if bytes.len() as u64 > limit => Err(BodyError::TooLarge),
             Self::Bytes(bytes) => Ok(bytes),
             Self::Stream(stream) => stream.collect(limit).await,
+        }
+    }
+
+    fn limited(self, limit: u64) -> Self {
+        match self {
+            Self::Stream(stream) => Self::Stream(stream.limited(limit)),
+            // Known lengths were checked against the limit already.
+            known => known,
         }
     }
 }
@@ -127,6 +141,9 @@ pub enum FetchError {
     Unreachable(String),
     /// The request could not be expressed on this platform (e.g. an invalid header value).
     InvalidRequest(String),
+    /// A [`Body::limited`] request body passed its limit while it streamed; the upstream
+    /// request was aborted.
+    BodyTooLarge,
 }
 
 /// Outbound HTTP.

@@ -6,7 +6,7 @@
 // Both artifacts are built from tests/conformance/routes.json by scripts/test.
 import fs from "node:fs";
 import http from "node:http";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
@@ -63,7 +63,9 @@ export async function startWorkers({ fresh = true } = {}) {
   }));
   const url = await mf.ready;
   await (await mf.getKVNamespace("EDGEGATE_KV")).put(STORED_CONSUMER.key, STORED_CONSUMER.value);
-  return { port: Number(url.port), stop: () => mf.dispose() };
+  // The workerd process Miniflare started, for memory checks.
+  const pids = execFileSync("pgrep", ["-P", String(process.pid), "workerd"], { encoding: "utf8" }).trim().split("\n");
+  return { port: Number(url.port), pids, stop: () => mf.dispose() };
 }
 
 export async function startSpin() {
@@ -94,7 +96,7 @@ export async function startSpin() {
     await exited;
     clearTimeout(timer);
   };
-  return { port, stop };
+  return { port, pids: [String(child.pid)], stop };
 }
 
 function bodyOf(spec) {
@@ -230,7 +232,7 @@ async function main() {
 
     const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
     const balance = await balanceChecks(runtime, (request) => send(gateway.port, request));
-    const streams = await streamChecks(runtime, gateway.port);
+    const streams = await streamChecks(runtime, gateway.port, gateway.pids);
     const hardening = await hardeningChecks(runtime, (request) => send(gateway.port, request), gateway.port, idp);
     sent += limits.sent + balance.sent + streams.sent + hardening.sent;
     for (const { name, failures } of [...limits.results, ...balance.results, ...hardening.results, ...streams.results]) {

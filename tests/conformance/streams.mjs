@@ -2,6 +2,7 @@
 // bytes reach the other side unchanged, and a body that breaks off mid-way (an upstream that
 // dies, a client whose upload is cut) is passed on as broken, never as a short complete one.
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import { checkRunner } from "./checks.mjs";
 import { HEADER_BYTES } from "../upstream/upstream.mjs";
 
@@ -46,7 +47,30 @@ function headerBytes(response, name) {
   return undefined;
 }
 
-export async function streamChecks(runtime, port) {
+/** `count` chunks of `size` bytes, chunked (no Content-Length), written as the socket drains. */
+function chunkedUpload(port, path, count, size) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port, method: "POST", path, agent: false, headers: { "transfer-encoding": "chunked" } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => resolve({ status: res.statusCode, body: Buffer.concat(chunks) }));
+    });
+    req.on("error", (error) => resolve({ error }));
+    req.setTimeout(60_000, () => req.destroy(new Error("no answer within 60 s")));
+    const chunk = Buffer.alloc(size, 0x61);
+    let written = 0;
+    const more = () => {
+      while (written < count) {
+        written++;
+        if (!req.write(chunk)) return req.once("drain", more);
+      }
+      req.end();
+    };
+    more();
+  });
+}
+
+export async function streamChecks(runtime, port, pids) {
   const runner = checkRunner((request) => exchange(port, request));
   const { send, check } = runner;
   // workerd decodes header bytes as UTF-8 and cannot carry bytes that are not (workerd#6927;
@@ -105,10 +129,10 @@ export async function streamChecks(runtime, port) {
       : [`status ${response.status}, upstream saw ${JSON.stringify(outcome)}`];
   });
 
-  // A declared length streams through; an undeclared (chunked) one is read whole first, so a
-  // cut chunked upload must not be sent at all, and a cut declared one must arrive cut.
+  // Both framings stream through (a chunked one counted against the route's limit as it
+  // passes): an upload cut by the client arrives cut, never complete.
   for (const framing of ["length", "chunked"]) {
-    const how = framing === "chunked" ? "chunked, read before forwarding" : "Content-Length, streamed";
+    const how = framing === "chunked" ? "chunked, counted as it streams" : "Content-Length, streamed";
     await check(`a client upload cut off mid-body (${how}) never reaches the upstream as complete`, async () => {
       const key = `cut-${framing}-${process.pid}-${Date.now()}`;
       const headers = framing === "chunked" ? { "transfer-encoding": "chunked" } : { "content-length": upload.length };
@@ -119,10 +143,31 @@ export async function streamChecks(runtime, port) {
         outcome = JSON.parse((await send({ path: `/svc/uploads/${key}/outcome` })).body.toString("utf8") || "{}");
       }
       if (outcome.outcome === "complete") return [`the upstream got a complete ${outcome.bytes}-byte body from a 16 KiB piece of a 64 KiB upload`];
-      if (framing === "length" && outcome.outcome !== "cut") return [`the upstream never saw the streamed upload start: ${JSON.stringify(outcome)}`];
+      if (outcome.outcome !== "cut") return [`the upstream never saw the streamed upload start: ${JSON.stringify(outcome)}`];
       return [];
     });
   }
+
+  // Counting a chunked upload must not mean holding it: a Workers isolate has 128 MB.
+  const MiB = 1024 * 1024;
+  await check("a 100 MiB chunked upload streams through with the runtime's memory growing < 64 MB", async () => {
+    const rssKiB = () => pids.reduce((sum, pid) => sum + Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0), 0);
+    const before = rssKiB();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB())), 20);
+    const response = await chunkedUpload(port, "/big/sink", 100, MiB);
+    clearInterval(sampler);
+    peak = Math.max(peak, rssKiB());
+    const failures = [];
+    if (response.status !== 200) failures.push(`status ${response.status ?? response.error?.message}`);
+    const counted = response.status === 200 ? JSON.parse(response.body.toString("utf8")) : {};
+    if (counted.bytes !== 100 * MiB) failures.push(`the upstream counted ${counted.bytes} bytes`);
+    const grewMB = ((peak - before) * 1024) / 1e6;
+    console.log(`  ${runtime}: 100 MiB chunked upload, runtime RSS ${(before / 1024).toFixed(0)} MiB before, peak +${grewMB.toFixed(1)} MB`);
+    if (grewMB >= 64) failures.push(`the runtime's RSS grew by ${grewMB.toFixed(1)} MB`);
+    return failures;
+  });
+  runner.sent += 1;
 
   return { results: runner.results, sent: runner.sent };
 }

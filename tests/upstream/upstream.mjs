@@ -11,6 +11,7 @@
 //   ANY  /header-bytes       hex of the x-bytes-* request header bytes; x-bytes-* response headers with non-ASCII bytes
 //   ANY  /truncated?bytes=N&framing=chunked|length  a 200 promising more than N bytes, N sent, then the socket closed
 //   ANY  /uploads/{key}      echoes; GET /uploads/{key}/outcome says whether that upload ended or was cut off
+//   ANY  /sink               counts the request body without keeping it: {bytes, complete}
 //   ANY  /cors-reflect       echoes as JSON, reflecting any Origin with credentials (a careless upstream)
 //   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
 //   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
@@ -23,6 +24,7 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
   const requests = [];
   const flaky = new Map();
   const server = http.createServer((req, res) => {
+    if (req.url.startsWith("/sink")) return sink(req, res);
     const chunks = [];
     req.on("data", (c) => chunks.push(c));
     req.on("close", () => req.complete || uploads.set(req.url, { outcome: "cut", bytes: Buffer.concat(chunks).length }));
@@ -41,6 +43,13 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
       resolve({ server, requests, port: server.address().port, url: `http://127.0.0.1:${server.address().port}`, close: () => new Promise((r) => { server.closeAllConnections?.(); server.close(() => r()); }) });
     });
   });
+}
+
+// Large uploads: counted, not kept (and not recorded), so only the gateway's memory is measured.
+function sink(req, res) {
+  let bytes = 0;
+  req.on("data", (c) => (bytes += c.length));
+  req.on("end", () => json(res, 200, { bytes, complete: req.complete }));
 }
 
 // Outcomes of /uploads/{key} requests, by URL.

@@ -21,6 +21,8 @@ pub enum FakeBody {
     Chunks(Vec<Bytes>),
     /// A client that sends a few bytes, then nothing, forever.
     Stalled,
+    /// A body counted as it streams: sending more than the limit aborts the request.
+    Limited(Box<FakeBody>, u64),
 }
 
 impl Body for FakeBody {
@@ -39,6 +41,7 @@ impl Body for FakeBody {
             Self::Bytes(b) => vec![b],
             Self::Chunks(c) => c,
             Self::Stalled => std::future::pending().await,
+            Self::Limited(inner, own) => return Box::pin(inner.collect(limit.min(own))).await,
         };
         let mut out = Vec::new();
         for chunk in chunks {
@@ -49,6 +52,9 @@ impl Body for FakeBody {
         }
         Ok(out.into())
     }
+    fn limited(self, limit: u64) -> Self {
+        Self::Limited(Box::new(self), limit)
+    }
 }
 
 impl FakeBody {
@@ -58,6 +64,7 @@ impl FakeBody {
             Self::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             Self::Chunks(c) => c.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
             Self::Stalled => String::new(),
+            Self::Limited(inner, _) => inner.text(),
         }
     }
 }
@@ -128,7 +135,17 @@ impl Fake {
 impl Fetch for Fake {
     type Body = FakeBody;
     async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
-        self.received.borrow_mut().push(request);
+        let (parts, body) = request.into_parts();
+        let body = match body {
+            // As a runtime streams it: past the limit the upload is cut and the upstream never
+            // gets a whole request.
+            FakeBody::Limited(inner, limit) if inner.text().len() as u64 > limit => {
+                return Err(FetchError::BodyTooLarge)
+            }
+            FakeBody::Limited(inner, _) => *inner,
+            body => body,
+        };
+        self.received.borrow_mut().push(Request::from_parts(parts, body));
         for _ in 0..self.fetch_yields.get() {
             yield_now().await;
         }

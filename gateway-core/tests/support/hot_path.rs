@@ -25,6 +25,9 @@ impl Body for FakeBody {
     async fn collect(self, _: u64) -> Result<Bytes, BodyError> {
         Ok(Bytes::new())
     }
+    fn limited(self, _: u64) -> Self {
+        self
+    }
 }
 
 pub struct Fakes;

@@ -44,8 +44,34 @@ function headers(packed) {
 export function eg_response(status, packed, body) {
   return new Response(body === undefined ? null : body, { status, headers: headers(packed) });
 }
-export function eg_fetch(url, method, packed, body, signal) {
-  return fetch(url, { method, headers: headers(packed), body: body === undefined ? null : body, redirect: "manual", signal });
+export function eg_fetch(url, method, packed, body, controller) {
+  const init = { method, headers: headers(packed), body: body === undefined ? null : body, redirect: "manual", signal: controller.signal };
+  if (body?.eg_limit === undefined) return fetch(url, init);
+  // A body of unknown length, counted in JS as it passes (never copied into wasm). workerd
+  // ends a chunked upload whose source errors as if it were complete, so a source that breaks
+  // off or passes the limit aborts the whole upstream request instead.
+  let seen = 0;
+  let over = false;
+  const counter = new TransformStream({
+    transform(chunk, stream) {
+      seen += chunk.byteLength;
+      if (seen > body.eg_limit) {
+        over = true;
+        controller.abort();
+        stream.error(new RangeError("the request body is over the route's limit"));
+      } else {
+        stream.enqueue(chunk);
+      }
+    },
+  });
+  body.pipeTo(counter.writable).catch(() => controller.abort());
+  init.body = counter.readable;
+  return fetch(url, init).catch((e) => { throw over ? "edgegate:body-too-large" : e; });
+}
+// Marks a body of unknown length for eg_fetch to count.
+export function eg_limited(stream, limit) {
+  stream.eg_limit = limit;
+  return stream;
 }
 "#)]
 extern "C" {
@@ -53,9 +79,18 @@ extern "C" {
     fn eg_response_head(response: &web_sys::Response) -> String;
     #[wasm_bindgen::prelude::wasm_bindgen(catch)]
     fn eg_response(status: u16, packed: &str, body: JsValue) -> Result<web_sys::Response, JsValue>;
-    fn eg_fetch(url: &str, method: &str, packed: &str, body: JsValue, signal: &web_sys::AbortSignal)
-        -> js_sys::Promise;
+    fn eg_fetch(
+        url: &str,
+        method: &str,
+        packed: &str,
+        body: JsValue,
+        controller: &web_sys::AbortController,
+    ) -> js_sys::Promise;
+    fn eg_limited(stream: web_sys::ReadableStream, limit: f64) -> web_sys::ReadableStream;
 }
+
+/// What `eg_fetch` rejects with when a limited body passed its limit.
+const BODY_TOO_LARGE: &str = "edgegate:body-too-large";
 
 /// Header pairs from their packed form.
 fn unpack_headers<'a>(mut pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
@@ -186,6 +221,11 @@ impl ByteStream for JsStream {
             }
         }
     }
+
+    fn limited(self, limit: u64) -> Self {
+        // Exact up to 2^53 bytes.
+        Self(eg_limited(self.0, limit as f64))
+    }
 }
 
 /// The Workers platform: global `fetch`, `Date.now`, `setTimeout`, `crypto`, `console.log`,
@@ -218,10 +258,13 @@ impl Fetch for Workers {
             parts.method.as_str(),
             &pack_headers(&parts.headers),
             js_body(body),
-            &controller.signal(),
+            &controller,
         );
         let mut guard = AbortOnDrop(Some(controller));
-        let response = JsFuture::from(promise).await.map_err(|e| FetchError::Unreachable(format!("{e:?}")))?;
+        let response = JsFuture::from(promise).await.map_err(|e| match e.as_string() {
+            Some(reason) if reason == BODY_TOO_LARGE => FetchError::BodyTooLarge,
+            _ => FetchError::Unreachable(format!("{e:?}")),
+        })?;
         guard.0 = None;
         let response: web_sys::Response =
             response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;

@@ -92,7 +92,7 @@ fn from_wasi(request: IncomingRequest) -> Option<(Request<SpinBody>, Client)> {
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    Some((builder.body(SpinBody::Stream(SpinStream::Request(request))).ok()?, client))
+    Some((builder.body(SpinBody::Stream(SpinStream::new(Source::Request(request)))).ok()?, client))
 }
 
 /// The headers as wasi-http fields. Appended one by one: `Fields::from_list` rejects the
@@ -116,22 +116,39 @@ async fn send_response(response: Response<SpinBody>, response_out: ResponseOutpa
     }
 }
 
-/// Copies a body into a wasi outgoing body chunk by chunk, never holding it whole, and
-/// finishes it only when the source ended cleanly. A source that fails (an upstream that
-/// closed mid-body, a client whose upload broke off) leaves the outgoing body unfinished, and
-/// the receiver sees the message aborted rather than a short one that looks complete.
-async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), ()> {
+/// Why a body was not copied to its end.
+enum PumpError {
+    /// The source failed (an upstream that closed mid-body, a client whose upload broke off).
+    Source,
+    /// More bytes came than the body's limit allows.
+    TooLarge,
+    /// The receiver went away.
+    Sink,
+}
+
+/// Copies a body into a wasi outgoing body chunk by chunk, never holding it whole, counting
+/// it against its limit, and finishes it only when the source ended cleanly. A source that
+/// fails or passes its limit leaves the outgoing body unfinished, and the receiver sees the
+/// message aborted rather than a short one that looks complete.
+async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), PumpError> {
     match body {
         SpinBody::Empty => {}
-        SpinBody::Bytes(bytes) => sink.write(&bytes).await.map_err(|_| ())?,
+        SpinBody::Bytes(bytes) => sink.write(&bytes).await.map_err(|_| PumpError::Sink)?,
         SpinBody::Stream(stream) => {
+            let limit = stream.limit.unwrap_or(u64::MAX);
+            let mut sent = 0u64;
             let mut chunks = stream.chunks();
             while let Some(chunk) = chunks.next().await {
-                sink.write(&chunk.map_err(|_| ())?).await.map_err(|_| ())?;
+                let chunk = chunk.map_err(|_| PumpError::Source)?;
+                sent = sent.saturating_add(chunk.len() as u64);
+                if sent > limit {
+                    return Err(PumpError::TooLarge);
+                }
+                sink.write(&chunk).await.map_err(|_| PumpError::Sink)?;
             }
         }
     }
-    sink.finish().map_err(|_| ())
+    sink.finish().map_err(|_| PumpError::Sink)
 }
 
 /// A wasi `outgoing-body` being written, finished only by [`BodyWriter::finish`].
@@ -198,19 +215,40 @@ impl BodyWriter {
 /// the gateway produced.
 pub type SpinBody = StreamBody<SpinStream>;
 
-/// The wasi streams a body can come from. The response is kept whole: dropping an
-/// `IncomingResponse` cancels the request in wasmtime-wasi-http.
-#[derive(Debug)]
-pub enum SpinStream {
+/// A body's chunks as they arrive.
+type Chunks = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, wasi::io::streams::Error>>;
+
+/// A wasi stream a body comes from (the client's request or an upstream's response), and
+/// the limit it is counted against as it is sent ([`ByteStream::limited`]).
+pub struct SpinStream {
+    source: Source,
+    limit: Option<u64>,
+}
+
+/// The response is kept whole: dropping an `IncomingResponse` cancels the request in
+/// wasmtime-wasi-http.
+enum Source {
     Request(IncomingRequest),
     Response(IncomingResponse),
+    /// A stream whose first chunk has been read already (and is replayed first).
+    Started(Chunks),
+}
+
+impl std::fmt::Debug for SpinStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpinStream").field("limit", &self.limit).finish_non_exhaustive()
+    }
 }
 
 impl SpinStream {
-    fn chunks(self) -> futures::stream::LocalBoxStream<'static, Result<Vec<u8>, wasi::io::streams::Error>> {
-        match self {
-            Self::Request(request) => request.into_body_stream().boxed_local(),
-            Self::Response(response) => {
+    fn new(source: Source) -> Self {
+        Self { source, limit: None }
+    }
+
+    fn chunks(self) -> Chunks {
+        match self.source {
+            Source::Request(request) => request.into_body_stream().boxed_local(),
+            Source::Response(response) => {
                 let stream = response.take_body_stream();
                 // Keeps the response alive until its body is read.
                 stream
@@ -219,6 +257,26 @@ impl SpinStream {
                         chunk
                     })
                     .boxed_local()
+            }
+            Source::Started(chunks) => chunks,
+        }
+    }
+
+    /// The body this stream turns out to be: none when it ends before its first byte (wasi
+    /// cannot tell a request without a body from one with an empty stream, and a GET must not
+    /// go upstream with a chunked empty body), else the stream with its first chunk read.
+    async fn settle(self) -> Result<SpinBody, wasi::io::streams::Error> {
+        let limit = self.limit;
+        let mut chunks = self.chunks();
+        loop {
+            match chunks.next().await {
+                None => return Ok(SpinBody::Empty),
+                Some(Err(error)) => return Err(error),
+                Some(Ok(chunk)) if chunk.is_empty() => {}
+                Some(Ok(chunk)) => {
+                    let replayed = futures::stream::iter([Ok(chunk)]).chain(chunks).boxed_local();
+                    return Ok(SpinBody::Stream(Self { source: Source::Started(replayed), limit }));
+                }
             }
         }
     }
@@ -232,6 +290,10 @@ impl ByteStream for SpinStream {
             buffer.push(&chunk.map_err(|_| BodyError::Read)?)?;
         }
         Ok(buffer.finish())
+    }
+
+    fn limited(self, limit: u64) -> Self {
+        Self { limit: Some(limit), ..self }
     }
 }
 
@@ -307,18 +369,23 @@ impl Fetch for SpinPlatform {
         outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| invalid("authority"))?;
         outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| invalid("path"))?;
 
+        let body = match body {
+            SpinBody::Stream(stream) => stream.settle().await.map_err(|_| invalid("body"))?,
+            known => known,
+        };
         let sink = outgoing.body().ok().and_then(BodyWriter::new).ok_or_else(|| invalid("body"))?;
         let send = spin_sdk::http::send::<_, IncomingResponse>(outgoing);
-        // An upload that fails mid-way is aborted, never sent upstream as a complete body.
-        let upload = async move {
-            let _ = pump(body, sink).await;
-        };
-        let (response, ()) = futures::join!(send, upload);
+        // An upload that fails mid-way or passes its limit is aborted, never sent upstream as
+        // a complete body.
+        let (response, upload) = futures::join!(send, pump(body, sink));
+        if let Err(PumpError::TooLarge) = upload {
+            return Err(FetchError::BodyTooLarge);
+        }
         let response = response.map_err(|e| FetchError::Unreachable(e.to_string()))?;
         let headers = header_map(response.headers().entries());
         let status = http::StatusCode::from_u16(response.status())
             .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
-        let mut out = Response::new(SpinBody::Stream(SpinStream::Response(response)));
+        let mut out = Response::new(SpinBody::Stream(SpinStream::new(Source::Response(response))));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Ok(out)
