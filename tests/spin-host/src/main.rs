@@ -244,6 +244,10 @@ fn stub_unimplemented_imports(
 async fn serve(args: Args) -> anyhow::Result<()> {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // For profiling with `perf`: SPIN_HOST_PERFMAP=1 writes /tmp/perf-PID.map for the JIT code.
+    if std::env::var_os("SPIN_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     let engine = Engine::new(&config)?;
     let component = Component::from_file(&engine, &args.component)
         .map_err(anyhow::Error::from)
