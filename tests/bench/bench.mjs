@@ -42,11 +42,13 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .sign(signingKey);
 const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
-// A subject starts its runtime (on the port given, or one it picks) and answers { port, stop,
-// ticks }: ticks is the CPU its processes have used so far (user + system, clock ticks of 10 ms).
-const workers = (options) => async (port) => {
-  const mf = new Miniflare({ ...options, unsafeDirectSockets: [{ host: "127.0.0.1", port }] });
+// A subject starts its runtime on a free port and answers { port, stop, ticks }: ticks is the
+// CPU its processes have used so far (user + system, clock ticks of 10 ms).
+const workers = (options) => async () => {
+  // Port 0: workerd picks a free one (a fixed port may be some connection's ephemeral port).
+  const mf = new Miniflare({ ...options, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] });
   await mf.ready;
+  const port = Number((await mf.unsafeGetDirectURL()).port);
   return { port, stop: () => mf.dispose(), ticks: () => ticksOf(childPids("workerd")) };
 };
 // Spin: the project's wasmtime test host, a fresh instance per request as Spin runs components.
@@ -134,8 +136,8 @@ async function wrk(url, headers, ticks) {
 // Each subject in its own runtime process, reached through a direct socket on its own port.
 const results = Object.fromEntries(subjects.map((s) => [s.name, []]));
 for (let round = 0; round < rounds; round++) {
-  for (const [i, subject] of subjects.entries()) {
-    const runtime = await subject.start(47300 + round * 20 + i); // fresh per round: a stopped runtime may hold its port a moment
+  for (const subject of subjects) {
+    const runtime = await subject.start();
     const url = `http://127.0.0.1:${runtime.port}${subject.path}`;
     const probe = await fetch(url, { headers: subject.headers });
     if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}: ${await probe.text()}`);
