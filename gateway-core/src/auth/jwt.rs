@@ -297,9 +297,10 @@ pub struct VerifyingKey {
     alg: Algorithm,
     kid: Option<Box<str>>,
     material: Material,
-    /// The public key as a JWK without `alg`/`kid`, made once, for platforms that verify
-    /// natively (WebCrypto imports it); `None` for HMAC secrets.
-    public_jwk: Option<Box<str>>,
+    /// The public key as a JWK without `alg`/`kid`, made on first use, for platforms that
+    /// verify natively (WebCrypto imports it); `None` for HMAC secrets. Not made at compile
+    /// time: Spin compiles per request and never asks.
+    public_jwk: std::sync::OnceLock<Option<Box<str>>>,
 }
 
 impl fmt::Debug for VerifyingKey {
@@ -314,14 +315,15 @@ impl fmt::Debug for VerifyingKey {
 
 impl VerifyingKey {
     fn new(alg: Algorithm, kid: Option<&str>, material: Material) -> Self {
-        let public_jwk = material.public_jwk().map(|jwk| jwk.to_string().into_boxed_str());
-        VerifyingKey { alg, kid: kid.map(Box::from), material, public_jwk }
+        VerifyingKey { alg, kid: kid.map(Box::from), material, public_jwk: std::sync::OnceLock::new() }
     }
 
     /// The public key as a JWK (`kty` and its parameters only), e.g. for WebCrypto's
     /// `importKey("jwk", ...)`; `None` for an HMAC secret, which is never exported.
     pub fn public_jwk(&self) -> Option<&str> {
-        self.public_jwk.as_deref()
+        self.public_jwk
+            .get_or_init(|| self.material.public_jwk().map(|jwk| jwk.to_string().into_boxed_str()))
+            .as_deref()
     }
 
     /// The one algorithm this key verifies.
