@@ -82,7 +82,9 @@ const allSubjects = [
   { name: "edgegate-full", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited/items?x=1", headers: bearer },
   { name: "edgegate-full-lazy", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited-lazy/items?x=1", headers: bearer },
   { name: "hono-jose-full", runtime: "workers", start: workers(honoOptions), path: "/full/items?x=1", headers: bearer },
-  ...(process.env.BENCH_EXTRA ? [{ name: "extra", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.resolve(process.env.BENCH_EXTRA) }), path: "/proxy/items?x=1" }] : []),
+  // BENCH_EXTRA=path/to/entry.mjs (under the repository) measures another Workers build on
+  // BENCH_EXTRA_PATH (default the plain route), for A/B runs.
+  ...(process.env.BENCH_EXTRA ? [{ name: "extra", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.resolve(process.env.BENCH_EXTRA) }), path: process.env.BENCH_EXTRA_PATH ?? "/proxy/items?x=1", headers: bearer }] : []),
   { name: "spin-passthrough", runtime: "spin", start: spin(path.join(root, "target/bench/spin/spin_passthrough.wasm")), path: "/items?x=1" },
   { name: "spin-plain", runtime: "spin", start: spinEdgegate, path: "/proxy/items?x=1" },
   { name: "spin-es256", runtime: "spin", start: spinEdgegate, path: "/jwt/items?x=1", headers: bearer },
