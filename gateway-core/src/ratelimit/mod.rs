@@ -3,6 +3,7 @@
 //! and `RateLimit` headers), and [`decide`], the pure decision the platform's limiter runs
 //! atomically (a Durable Object on Workers, key-value compare-and-swap on Spin).
 
+pub mod counter;
 pub mod decide;
 
 use http::header::RETRY_AFTER;

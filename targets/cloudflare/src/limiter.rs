@@ -4,37 +4,30 @@
 //! are decided in sequence: with a limit of L, exactly L of N concurrent requests pass. The
 //! state is written to the object's storage with every decision (or at most once a second with
 //! `persistence: write_behind`), so an eviction loses nothing (or at most that second).
-use std::cell::{Cell, RefCell};
-use std::time::Duration;
+use std::cell::RefCell;
 
 use gateway_core::ports::{Limiter, StoreError};
-use gateway_core::ratelimit::decide::{decide, Decision, State as Counter};
-use gateway_core::ratelimit::{Backend, LimitRequest, Persistence};
+use gateway_core::ratelimit::counter::{self, Counter, Write};
+use gateway_core::ratelimit::decide::Decision;
+use gateway_core::ratelimit::{Backend, LimitRequest};
 use wasm_bindgen::JsValue;
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
 pub const LIMITER_BINDING: &str = "EDGEGATE_LIMITER";
-/// The storage key of the counter state inside its object.
-const STATE_KEY: &str = "s";
-/// How long `write_behind` waits before writing.
-const WRITE_BEHIND: Duration = Duration::from_secs(1);
 
-/// One counting key's state.
+/// One counting key's object: storage and alarms here, every decision in [`Counter`].
 #[durable_object]
 pub struct EdgegateLimiter {
     state: State,
     /// The object's storage as the runtime gives it, for writes that are not awaited.
     storage: JsValue,
-    counter: RefCell<Option<Counter>>,
-    loaded: Cell<bool>,
-    dirty: Cell<bool>,
-    alarm_set: Cell<bool>,
+    counter: RefCell<Counter>,
 }
 
 impl std::fmt::Debug for EdgegateLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EdgegateLimiter").field("counter", &self.counter).field("loaded", &self.loaded).finish()
+        f.debug_struct("EdgegateLimiter").field("counter", &self.counter).finish()
     }
 }
 
@@ -42,14 +35,7 @@ impl DurableObject for EdgegateLimiter {
     fn new(state: State, _env: Env) -> Self {
         let raw = state._inner();
         let storage = js_sys::Reflect::get(&raw, &JsValue::from_str("storage")).unwrap_or(JsValue::UNDEFINED);
-        Self {
-            state: State::from(raw),
-            storage,
-            counter: RefCell::new(None),
-            loaded: Cell::new(false),
-            dirty: Cell::new(false),
-            alarm_set: Cell::new(false),
-        }
+        Self { state: State::from(raw), storage, counter: RefCell::new(Counter::default()) }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -70,12 +56,9 @@ impl DurableObject for EdgegateLimiter {
     }
 
     async fn alarm(&self) -> Result<Response> {
-        self.alarm_set.set(false);
-        if self.dirty.replace(false) {
-            let text = self.counter.borrow().as_ref().and_then(|counter| serde_json::to_string(counter).ok());
-            if let Some(text) = text {
-                self.state.storage().put_raw(STATE_KEY, JsValue::from_str(&text)).await?;
-            }
+        let text = self.counter.borrow_mut().alarm();
+        if let Some(text) = text {
+            self.state.storage().put_raw(Counter::STORAGE_KEY, JsValue::from_str(&text)).await?;
         }
         Response::ok("")
     }
@@ -89,30 +72,23 @@ impl EdgegateLimiter {
             return Err("unknown policy".into());
         };
         let storage = self.state.storage();
-        if !self.loaded.get() {
+        if self.counter.borrow().needs_load() {
             // Storage reads close the input gate, so no other request runs meanwhile.
-            let stored: Option<String> = storage.get(STATE_KEY).await.unwrap_or(None);
-            if !self.loaded.get() {
-                *self.counter.borrow_mut() = stored.and_then(|text| serde_json::from_str(&text).ok());
-                self.loaded.set(true);
-            }
+            let stored: Option<String> = storage.get(Counter::STORAGE_KEY).await.unwrap_or(None);
+            self.counter.borrow_mut().load(stored.as_deref());
         }
         // The object's own clock: one clock per key, whichever isolate asks.
         let now = worker::Date::now().as_millis();
-        let (decision, next) = decide(rules, self.counter.borrow().as_ref(), now, cost);
-        if decision.allowed {
-            let text = serde_json::to_string(&next).map_err(|e| e.to_string())?;
-            *self.counter.borrow_mut() = Some(next);
-            match persistence {
-                // Not awaited: the runtime's output gate holds this answer until the write is
-                // durable, and the object's next event already sees it (in-memory state).
-                Persistence::EveryRequest => put_unawaited(&self.storage, STATE_KEY, &text),
-                Persistence::WriteBehind => {
-                    self.dirty.set(true);
-                    if !self.alarm_set.get() {
-                        storage.set_alarm(WRITE_BEHIND).await.map_err(|e| e.to_string())?;
-                        self.alarm_set.set(true);
-                    }
+        let (decision, write) = self.counter.borrow_mut().decide(rules, persistence, now, cost);
+        match write {
+            Write::Nothing => {}
+            // Not awaited: the runtime's output gate holds this answer until the write is
+            // durable, and the object's next event already sees the in-memory state.
+            Write::Now(text) => put_unawaited(&self.storage, Counter::STORAGE_KEY, &text),
+            Write::Later(after) => {
+                if let Err(error) = storage.set_alarm(after).await {
+                    self.counter.borrow_mut().alarm_not_set();
+                    return Err(error.to_string());
                 }
             }
         }
@@ -174,11 +150,7 @@ async fn limit_with_binding(
 ) -> std::result::Result<Decision, StoreError> {
     let limiter = env.rate_limiter(binding).map_err(|_| StoreError::Unavailable)?;
     let outcome = limiter.limit(key.to_owned()).await.map_err(|e| StoreError::Failed(e.to_string()))?;
-    Ok(Decision {
-        allowed: outcome.success,
-        rules: Vec::new(),
-        retry_after_ms: if outcome.success { 0 } else { period_s.saturating_mul(1000) },
-    })
+    Ok(counter::from_allowance(outcome.success, period_s))
 }
 
 impl Limiter for super::Workers {
