@@ -765,6 +765,10 @@ fn storable_ttl<B>(policy: &crate::route::CachePolicy, response: &Response<B>) -
     }
     let headers = response.headers();
     vary_members(headers)?;
+    // An event stream does not end: storing it would hold the client's copy to its end.
+    if is_event_stream(headers) {
+        return None;
+    }
     if !policy.set_cookie && headers.contains_key(http::header::SET_COOKIE) {
         return None;
     }
@@ -907,6 +911,15 @@ fn body_of<B: crate::ports::Body>(bytes: bytes::Bytes) -> B {
     }
 }
 
+/// Whether the response is a server-sent event stream (`text/event-stream`).
+fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|media| media.trim().eq_ignore_ascii_case("text/event-stream"))
+}
+
 /// Applies a JSON body plan to a successful response. `Err` when the body must be refused
 /// (`on_invalid: bad_gateway`, or an undeclared length past the limit, which cannot be passed
 /// on once read).
@@ -916,6 +929,11 @@ async fn transform_body<B: crate::ports::Body>(
 ) -> Result<Response<B>, ()> {
     let declared = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let pass = plan.on_invalid == OnInvalidBody::PassThrough;
+    // Server-sent events are no JSON document and do not end: never waited for. They pass
+    // untouched where the route lets unreadable bodies pass, else are refused at once.
+    if is_event_stream(response.headers()) {
+        return if pass { Ok(response) } else { Err(()) };
+    }
     if declared.is_some_and(|length| length > plan.max_bytes) {
         return if pass { Ok(response) } else { Err(()) };
     }

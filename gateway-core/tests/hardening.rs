@@ -214,6 +214,13 @@ fn the_edge_cache_follows_the_upstreams_vary() {
     fake.cache.borrow_mut().clear();
     assert_eq!(get("x").body().text(), "anything");
     assert_eq!(get("x").body().text(), "anything again", "Vary: * is never reused");
+
+    // An event stream never ends: it is passed on, never stored.
+    fake.cache.borrow_mut().clear();
+    let fake = fake.respond(200, &[("content-type", "text/event-stream")], "data: 1\n\n");
+    let events = send(&gateway, &fake, request("GET", "/cached", &[("x-tenant", "sse")]));
+    assert_eq!(events.headers()["cache-status"], "edgegate; fwd=uri-miss");
+    assert!(fake.cache.borrow().is_empty());
 }
 
 /// Item 8: a body the gateway must read has a deadline.

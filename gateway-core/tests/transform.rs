@@ -136,6 +136,24 @@ fn body_transforms_leave_errors_and_non_json_alone_or_refuse_as_configured() {
 }
 
 #[test]
+fn an_event_stream_is_never_waited_for_by_a_body_transform() {
+    // A stream that never ends: reading it would hang this test.
+    let events = || {
+        let mut response = Response::new(FakeBody::Stalled);
+        response.headers_mut().insert("content-type", "text/event-stream; charset=utf-8".parse().unwrap());
+        Script::Respond(response)
+    };
+    let fake = Fake::new().then(events());
+    let response = send(&fake, request("GET", "/reshape", &[], FakeBody::Empty));
+    assert_eq!(response.status(), 200);
+    assert_eq!(*response.body(), FakeBody::Stalled, "passed through untouched, unread");
+    let fake = Fake::new().then(events());
+    let response = send(&fake, request("GET", "/u/1", &[], FakeBody::Empty));
+    assert_eq!(response.status(), 502, "a filter that must read the body refuses at once");
+    assert_eq!(problem_type(&response), "urn:edgegate:problem:bad-upstream-body");
+}
+
+#[test]
 fn body_validation_names_the_failing_path() {
     let fake = Fake::new();
     let bad = FakeBody::Bytes(Bytes::from_static(br#"{"qty": 0}"#));

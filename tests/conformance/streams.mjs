@@ -70,6 +70,31 @@ function chunkedUpload(port, path, count, size) {
   });
 }
 
+/** Reads an event stream, noting when each event (`data: {"sent_at": ms}`) arrived. */
+function eventArrivals(port, path) {
+  return new Promise((resolve) => {
+    const req = http.request({ host: "127.0.0.1", port, path, agent: false, headers: { accept: "text/event-stream" } }, (res) => {
+      const events = [];
+      let buffer = "";
+      res.setEncoding("utf8");
+      res.on("data", (text) => {
+        buffer += text;
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const data = buffer.slice(0, end).split("\n").find((line) => line.startsWith("data: "));
+          buffer = buffer.slice(end + 2);
+          if (data) events.push({ ...JSON.parse(data.slice(6)), arrived: Date.now() });
+        }
+      });
+      res.on("end", () => resolve({ status: res.statusCode, contentType: res.headers["content-type"], events }));
+      res.on("error", (error) => resolve({ error }));
+    });
+    req.on("error", (error) => resolve({ error }));
+    req.setTimeout(15_000, () => req.destroy(new Error("no answer within 15 s")));
+    req.end();
+  });
+}
+
 export async function streamChecks(runtime, port, pids) {
   const runner = checkRunner((request) => exchange(port, request));
   const { send, check } = runner;
@@ -147,6 +172,20 @@ export async function streamChecks(runtime, port, pids) {
       return [];
     });
   }
+
+  // Server-sent events reach the client as the upstream sends them, not when the stream ends.
+  await check("server-sent events pass through unbuffered: each event arrives within 250 ms of its send", async () => {
+    const arrivals = await eventArrivals(port, "/svc/events?n=4&gap=400");
+    const failures = [];
+    if (arrivals.status !== 200) return [`status ${arrivals.status ?? arrivals.error?.message}`];
+    if (!/^text\/event-stream/.test(arrivals.contentType ?? "")) failures.push(`content-type ${arrivals.contentType}`);
+    if (arrivals.events.length !== 4) failures.push(`${arrivals.events.length} events, expected 4`);
+    const lags = arrivals.events.map((e) => e.arrived - e.sent_at);
+    console.log(`  ${runtime}: SSE lag per event (ms): ${lags.join(", ")}`);
+    if (lags.some((lag) => lag > 250)) failures.push(`an event arrived late: lags ${lags.join(", ")} ms (events 400 ms apart)`);
+    return failures;
+  });
+  runner.sent += 1;
 
   // Counting a chunked upload must not mean holding it: a Workers isolate has 128 MB.
   const MiB = 1024 * 1024;

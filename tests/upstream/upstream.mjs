@@ -12,6 +12,7 @@
 //   ANY  /truncated?bytes=N&framing=chunked|length  a 200 promising more than N bytes, N sent, then the socket closed
 //   ANY  /uploads/{key}      echoes; GET /uploads/{key}/outcome says whether that upload ended or was cut off
 //   ANY  /sink               counts the request body without keeping it: {bytes, complete}
+//   GET  /events?n=N&gap=MS  text/event-stream: N events MS apart, each carrying the upstream's send time
 //   ANY  /cors-reflect       echoes as JSON, reflecting any Origin with credentials (a careless upstream)
 //   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
 //   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
@@ -117,6 +118,20 @@ function route(req, res, url, body, name, flaky) {
     // The body as a Buffer: node writes the head as Latin-1 only when it is not joined to a string body.
     res.writeHead(200, { "content-type": "application/json", ...Object.fromEntries(Object.entries(HEADER_BYTES).map(([n, b]) => [n, b.toString("latin1")])) });
     return res.end(Buffer.from(JSON.stringify({ received })));
+  }
+  if (path === "/events") {
+    const n = Number(url.searchParams.get("n") ?? 3);
+    const gap = Number(url.searchParams.get("gap") ?? 400);
+    res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+    let sent = 0;
+    const send = () => {
+      res.write(`id: ${sent}\ndata: ${JSON.stringify({ sent_at: Date.now() })}\n\n`);
+      if (++sent >= n) return res.end();
+      timer = setTimeout(send, gap);
+    };
+    let timer = setTimeout(send, 0);
+    res.on("close", () => clearTimeout(timer));
+    return;
   }
   if (path === "/truncated") {
     const n = Number(url.searchParams.get("bytes") ?? 1000);
