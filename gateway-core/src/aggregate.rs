@@ -12,7 +12,7 @@ use http::header::{ACCEPT, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
 use serde_json::Value;
 
-use crate::pipeline::with_timeout;
+use crate::deadline::with_timeout;
 use crate::ports::{Body, FetchError, Platform};
 use crate::transform::body::{merge, Template};
 use crate::transform::edits::Context;

@@ -23,6 +23,7 @@ mod aggregate;
 pub mod auth;
 pub mod config;
 mod cors;
+mod deadline;
 mod encoding;
 mod hygiene;
 pub mod ipfilter;

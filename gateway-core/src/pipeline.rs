@@ -2,14 +2,11 @@
 //! checks (path, body size) → forward → response hygiene → observability headers → log.
 //! Every rejection is a response; nothing here fails or panics.
 
-use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
-
 use http::header::{ACCESS_CONTROL_REQUEST_METHOD, ALLOW, CONTENT_LENGTH, HOST, ORIGIN};
 use http::request::Parts;
 use http::{HeaderValue, Method, Request, Response};
 
+use crate::deadline::with_timeout;
 use crate::hygiene::{self, SERVER_TIMING, X_REQUEST_ID};
 use crate::log::{push_number, AccessRecord};
 use crate::ports::{Body, BodyError, Client, FetchError, Platform};
@@ -956,20 +953,4 @@ async fn transform_body<B: crate::ports::Body>(
         parts.headers.insert(CONTENT_LENGTH, length);
     }
     Ok(Response::from_parts(parts, B::from_bytes(transformed)))
-}
-
-/// `Some(output)` if `work` finishes first, `None` if `deadline` does.
-pub(crate) async fn with_timeout<F: Future>(work: F, deadline: impl Future<Output = ()>) -> Option<F::Output> {
-    let mut work = pin!(work);
-    let mut deadline = pin!(deadline);
-    std::future::poll_fn(|cx| {
-        if let Poll::Ready(output) = work.as_mut().poll(cx) {
-            return Poll::Ready(Some(output));
-        }
-        if deadline.as_mut().poll(cx).is_ready() {
-            return Poll::Ready(None);
-        }
-        Poll::Pending
-    })
-    .await
 }

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jwt::{self, Algorithm, VerifyingKey};
 use super::policy::{IssuerPolicy, JwksBounds, JwksSource};
-use crate::pipeline::with_timeout;
+use crate::deadline::with_timeout;
 use crate::ports::{Body, Platform, UnixMillis};
 
 /// Longest wait for a JWKS or discovery document.
