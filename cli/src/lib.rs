@@ -1,6 +1,8 @@
 //! Tooling around routes.json shared by the `edgegate` command and the adapters' build
 //! scripts, so a bad file fails `check`, the Workers build and the Spin build alike.
 
+pub mod locate;
+
 use std::path::{Path, PathBuf};
 
 use gateway_core::Gateway;
@@ -39,12 +41,20 @@ pub fn routes_path(root: &Path, env_value: Option<&str>) -> PathBuf {
 }
 
 /// Reads and compiles a routes file; the error lists every problem, one per line, each
-/// prefixed with the file name.
+/// prefixed with the file name and, where the JSON path can be followed, the line and column
+/// (`routes.json:8:49: routes[3].upstream: ...`).
 pub fn load(path: &Path) -> Result<(String, Gateway), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     match Gateway::from_json(&text) {
         Ok(gateway) => Ok((text, gateway)),
-        Err(errors) => Err(errors.iter().map(|e| format!("{}: {e}", path.display())).collect::<Vec<_>>().join("\n")),
+        Err(errors) => Err(errors
+            .iter()
+            .map(|e| match locate::locate(&text, &e.path) {
+                Some((line, column)) => format!("{}:{line}:{column}: {e}", path.display()),
+                None => format!("{}: {e}", path.display()),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")),
     }
 }
 

@@ -46,8 +46,22 @@ fn check_reports_every_error_with_its_path_and_fails() {
     let expected =
         std::fs::read_to_string(root().join("gateway-core/tests/fixtures/invalid/many-errors.errors")).unwrap();
     for line in expected.lines() {
-        assert!(stderr.contains(&format!("{fixture}: {line}")), "missing {line:?} in\n{stderr}");
+        // `file:line:column: path: reason`: every error of this file has a place to jump to.
+        let reported = stderr
+            .lines()
+            .find(|l| l.ends_with(&format!(": {line}")))
+            .unwrap_or_else(|| panic!("missing {line:?} in\n{stderr}"));
+        let place =
+            reported.strip_prefix(&format!("{fixture}:")).and_then(|rest| rest.strip_suffix(&format!(": {line}")));
+        let numbers: Vec<usize> = place.unwrap_or_default().split(':').filter_map(|n| n.parse().ok()).collect();
+        assert_eq!(numbers.len(), 2, "no line:column in {reported:?}");
     }
+    // The line and column are the member's own.
+    let text = std::fs::read_to_string(root().join(fixture)).unwrap();
+    let (line, column) = edgegate_cli::locate::locate(&text, "routes[3].upstream").unwrap();
+    let row = text.lines().nth(line - 1).unwrap();
+    assert!(row.chars().skip(column - 1).collect::<String>().starts_with("\"upstream\""), "{row}");
+    assert!(stderr.contains(&format!("{fixture}:{line}:{column}: routes[3].upstream: unknown upstream")));
 }
 
 #[test]
