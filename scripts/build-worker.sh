@@ -10,6 +10,12 @@ export WASM_BINDGEN_BIN="${WASM_BINDGEN_BIN:-$HOME/.cargo/bin/wasm-bindgen}"
 export WASM_OPT_BIN="$root/node_modules/.bin/wasm-opt"
 export ESBUILD_BIN="$root/node_modules/.bin/esbuild"
 worker_build="${WORKER_BUILD_BIN:-$HOME/.cargo/bin/worker-build}"
+# The routes file first: a broken one ends the build with its findings (file:line:column, JSON
+# path, reason, hint) and nothing else, instead of under a page of cargo and worker-build output.
+if ! findings=$(cd "$root" && cargo run -q -p edgegate-cli -- check --routes-only "${GATEWAY_ROUTES:-routes.json}" 2>&1); then
+  printf '%s\n' "$findings" >&2
+  exit 1
+fi
 cd "$root/targets/cloudflare"
 "$worker_build" --release
 # worker-build's own wasm-opt pass keeps names (--debuginfo); a plain -Oz pass is smaller.

@@ -11,8 +11,9 @@ use edgegate_cli::{
 const USAGE: &str = "usage: edgegate <command> [routes-file]
 
 commands:
-  check [FILE]      validate a routes file (default: $GATEWAY_ROUTES or routes.json) and the Spin
-                    manifest ($EDGEGATE_SPIN_MANIFEST or spin.toml) against it
+  check [--routes-only] [FILE]
+                    validate a routes file (default: $GATEWAY_ROUTES or routes.json) and, unless
+                    --routes-only, the Spin manifest ($EDGEGATE_SPIN_MANIFEST or spin.toml) against it
   schema            print the JSON Schema of routes files
   spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams";
 
@@ -28,7 +29,8 @@ fn main() -> ExitCode {
     let manifest_path = spin_manifest_path(&root, std::env::var(SPIN_MANIFEST_ENV).ok().as_deref());
     match args.first().map(String::as_str) {
         Some("check") => {
-            let path = file(args.get(1));
+            let routes_only = args.get(1).is_some_and(|a| a == "--routes-only");
+            let path = file(args.get(if routes_only { 2 } else { 1 }));
             let gateway = match load(&path) {
                 Ok((_, gateway)) => gateway,
                 Err(errors) => {
@@ -36,7 +38,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            if let Ok(manifest) = std::fs::read_to_string(&manifest_path) {
+            if let Some(manifest) = std::fs::read_to_string(&manifest_path).ok().filter(|_| !routes_only) {
                 if let Err(error) = check_spin_manifest(&manifest, &gateway) {
                     eprintln!("{}: {error}", manifest_path.display());
                     return ExitCode::FAILURE;
