@@ -1,4 +1,7 @@
-//! `edgegate`: check a routes file, print its JSON Schema, keep spin.toml in step.
+//! `edgegate`: check a routes file, print its JSON Schema, keep spin.toml in step, explain a
+//! request.
+
+mod explain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,7 +18,10 @@ commands:
                     validate a routes file (default: $GATEWAY_ROUTES or routes.json) and, unless
                     --routes-only, the Spin manifest ($EDGEGATE_SPIN_MANIFEST or spin.toml) against it
   schema            print the JSON Schema of routes files
-  spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams";
+  spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams
+  explain METHOD URL [options]
+                    run one request through the gateway without network and print the route,
+                    what the upstream gets and what the client gets (explain --help)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -64,6 +70,49 @@ fn main() -> ExitCode {
                 Err(error) => {
                     eprintln!("{error}");
                     ExitCode::FAILURE
+                }
+            }
+        }
+        Some("explain") => {
+            let rest = args.get(1..).unwrap_or_default();
+            if rest.iter().any(|a| a == "--help" || a == "-h") {
+                println!("{}", explain::USAGE);
+                return ExitCode::SUCCESS;
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let ask = match explain::parse(rest, now) {
+                Ok(ask) => ask,
+                Err(error) => {
+                    eprintln!("edgegate explain: {error}\n\n{}", explain::USAGE);
+                    return ExitCode::from(2);
+                }
+            };
+            let path = ask.routes.as_ref().map_or_else(|| file(None), PathBuf::from);
+            let gateway = match load(&path) {
+                Ok((_, gateway)) => gateway,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::from(2);
+                }
+            };
+            match explain::explain(&gateway, &ask) {
+                Ok(explained) => {
+                    if ask.json {
+                        println!("{}", explained.json());
+                    } else {
+                        print!("{}", explained.human());
+                    }
+                    if explained.reached_upstream() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(error) => {
+                    eprintln!("edgegate explain: {error}");
+                    ExitCode::from(2)
                 }
             }
         }

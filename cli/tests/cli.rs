@@ -89,3 +89,73 @@ fn check_catches_a_spin_manifest_out_of_step() {
     assert_eq!(synced, shipped);
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+fn edgegate_status(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_edgegate"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("GATEWAY_ROUTES")
+        .env_remove("EDGEGATE_SPIN_MANIFEST")
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap(),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
+    // The shipped demo: a rewrite, and a client-sent forwarding header the gateway replaces.
+    let (code, stdout, _) = edgegate_status(&[
+        "explain",
+        "GET",
+        "https://localhost:8787/api/users/7?x=1",
+        "-H",
+        "X-Forwarded-For: 6.6.6.6",
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("route     users-get (routes[1])"), "{stdout}");
+    assert!(stdout.contains("outbound  #1 GET http://127.0.0.1:8788/users/7?x=1"), "{stdout}");
+    assert!(stdout.contains("x-forwarded-for: 203.0.113.1") && !stdout.contains("6.6.6.6"), "{stdout}");
+    assert!(stdout.contains("response  200 OK"), "{stdout}");
+
+    // The gateway answers itself: no route, or a route whose auth refuses.
+    let (code, stdout, _) = edgegate_status(&["explain", "GET", "https://localhost:8787/missing"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("route     none: no route matches (404)") && stdout.contains("response  404"), "{stdout}");
+    let (code, stdout, _) = edgegate_status(&[
+        "explain",
+        "--routes",
+        "tests/conformance/routes.json",
+        "--json",
+        "GET",
+        "http://gw.test/auth/jwt/x",
+    ]);
+    assert_eq!(code, 1);
+    let explained: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(explained["route"]["id"], "auth-jwt");
+    assert_eq!(explained["outbound"].as_array().unwrap().len(), 0, "{explained}");
+    assert!(explained["response"]["start"].as_str().unwrap().starts_with("401"), "{explained}");
+
+    // The upstream's canned answer passes through as a real one would.
+    let (code, stdout, _) = edgegate_status(&[
+        "explain",
+        "--upstream-status",
+        "503",
+        "--upstream-body",
+        r#"{"down":true}"#,
+        "GET",
+        "https://localhost:8787/",
+    ]);
+    assert_eq!(code, 0);
+    assert!(stdout.contains("response  503") && stdout.contains(r#"{"down":true}"#), "{stdout}");
+
+    // Usage errors are 2.
+    assert_eq!(edgegate_status(&["explain", "GET"]).0, 2);
+    assert_eq!(edgegate_status(&["explain", "GET", "/relative"]).0, 2);
+    let (code, stdout, _) = edgegate_status(&["explain", "--help"]);
+    assert_eq!(code, 0);
+    assert!(stdout.starts_with("usage: edgegate explain"));
+}

@@ -1,0 +1,390 @@
+//! `edgegate explain`: one request through the real core (the same compiled `Gateway` the
+//! adapters run) with ports that never touch the network: a fetch that records what the
+//! gateway sends and answers with a canned response, an in-memory store and limiter, the
+//! clock of `--now`. It prints the route taken, every outbound request exactly as it would
+//! leave, and the answer the client would get.
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use gateway_core::ports::{
+    AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, Limiter, Secrets,
+    SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
+};
+use gateway_core::ratelimit::decide::{decide, Decision, State};
+use gateway_core::ratelimit::LimitRequest;
+use gateway_core::Gateway;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode};
+
+pub const USAGE: &str = "\
+usage: edgegate explain [--routes FILE] METHOD URL [-H 'Name: value']... [--ip ADDR] [--body FILE|-]
+                        [--secret NAME=VALUE]... [--now UNIX_MS] [--upstream-status N]
+                        [--upstream-body TEXT] [--json]
+
+Runs one request through the gateway compiled from the routes file, without network: every
+outbound request is recorded and answered with --upstream-status (default 200) and
+--upstream-body (default {}). Prints the route, the outbound requests and the client's answer.
+Exit status: 0 when the request reaches an upstream, 1 when the gateway answers it itself,
+2 on a usage error.";
+
+/// What `explain` was asked.
+#[derive(Debug)]
+pub struct Ask {
+    pub routes: Option<String>,
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub ip: IpAddr,
+    pub body: Bytes,
+    pub secrets: HashMap<String, String>,
+    pub now: UnixMillis,
+    pub upstream_status: StatusCode,
+    pub upstream_body: Bytes,
+    pub json: bool,
+}
+
+/// Reads the arguments after `explain`.
+pub fn parse(args: &[String], now: UnixMillis) -> Result<Ask, String> {
+    let mut positional = Vec::new();
+    let mut ask = Ask {
+        routes: None,
+        method: Method::GET,
+        url: String::new(),
+        headers: HeaderMap::new(),
+        ip: IpAddr::from([203, 0, 113, 1]),
+        body: Bytes::new(),
+        secrets: HashMap::new(),
+        now,
+        upstream_status: StatusCode::OK,
+        upstream_body: Bytes::from_static(b"{}"),
+        json: false,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--routes" => ask.routes = Some(value("--routes")?),
+            "-H" | "--header" => {
+                let header = value("-H")?;
+                let (name, val) =
+                    header.split_once(':').ok_or_else(|| format!("header {header:?} is not 'Name: value'"))?;
+                let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|e| format!("header name: {e}"))?;
+                let val = HeaderValue::from_str(val.trim()).map_err(|e| format!("header value: {e}"))?;
+                ask.headers.append(name, val);
+            }
+            "--ip" => ask.ip = value("--ip")?.parse().map_err(|e| format!("--ip: {e}"))?,
+            "--body" => {
+                let source = value("--body")?;
+                let bytes = if source == "-" {
+                    let mut all = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut all).map_err(|e| format!("stdin: {e}"))?;
+                    all
+                } else {
+                    std::fs::read(&source).map_err(|e| format!("{source}: {e}"))?
+                };
+                ask.body = Bytes::from(bytes);
+            }
+            "--secret" => {
+                let pair = value("--secret")?;
+                let (name, secret) =
+                    pair.split_once('=').ok_or_else(|| format!("--secret {pair:?} is not NAME=VALUE"))?;
+                ask.secrets.insert(name.to_owned(), secret.to_owned());
+            }
+            "--now" => ask.now = value("--now")?.parse().map_err(|e| format!("--now: {e}"))?,
+            "--upstream-status" => {
+                ask.upstream_status = value("--upstream-status")?
+                    .parse::<u16>()
+                    .ok()
+                    .and_then(|s| StatusCode::from_u16(s).ok())
+                    .ok_or("--upstream-status takes an HTTP status")?;
+            }
+            "--upstream-body" => ask.upstream_body = Bytes::from(value("--upstream-body")?),
+            "--json" => ask.json = true,
+            flag if flag.starts_with('-') => return Err(format!("unknown option {flag}")),
+            _ => positional.push(arg.clone()),
+        }
+    }
+    let [method, url] = positional.as_slice() else { return Err("give METHOD and URL".into()) };
+    ask.method = Method::from_bytes(method.as_bytes()).map_err(|e| format!("method: {e}"))?;
+    if !url.starts_with("http://") && !url.starts_with("https://") {
+        return Err(format!("URL {url:?} must be absolute (https://api.example.com/path)"));
+    }
+    ask.url = url.clone();
+    Ok(ask)
+}
+
+/// What happened to the request.
+#[derive(Debug)]
+pub struct Explained {
+    /// The route's id and position in the file, or the problem the gateway answered instead.
+    pub route: Result<(String, usize), String>,
+    pub outbound: Vec<Recorded>,
+    pub response: Recorded,
+}
+
+/// A request or response as it crossed the gateway's edge.
+#[derive(Debug)]
+pub struct Recorded {
+    pub start: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Bytes,
+}
+
+impl Explained {
+    /// Whether the request reached an upstream (an outbound request other than key fetches).
+    pub fn reached_upstream(&self) -> bool {
+        self.route.is_ok() && !self.outbound.is_empty()
+    }
+
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        match &self.route {
+            Ok((id, index)) => {
+                let _ = writeln!(out, "route     {id} (routes[{index}])");
+            }
+            Err(problem) => {
+                let _ = writeln!(out, "route     none: {problem}");
+            }
+        }
+        for (i, request) in self.outbound.iter().enumerate() {
+            let _ = writeln!(out, "outbound  #{} {}", i + 1, request.start);
+            write_message(&mut out, request);
+        }
+        if self.outbound.is_empty() {
+            let _ = writeln!(out, "outbound  none: the gateway answered itself");
+        }
+        let _ = writeln!(out, "response  {}", self.response.start);
+        write_message(&mut out, &self.response);
+        out
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        let message = |m: &Recorded| {
+            serde_json::json!({
+                "start": m.start,
+                "headers": m.headers.iter().map(|(n, v)| serde_json::json!([n, v])).collect::<Vec<_>>(),
+                "body": String::from_utf8_lossy(&m.body),
+            })
+        };
+        serde_json::json!({
+            "route": match &self.route {
+                Ok((id, index)) => serde_json::json!({"id": id, "index": index}),
+                Err(problem) => serde_json::json!({"none": problem}),
+            },
+            "outbound": self.outbound.iter().map(message).collect::<Vec<_>>(),
+            "response": message(&self.response),
+        })
+    }
+}
+
+fn write_message(out: &mut String, message: &Recorded) {
+    for (name, value) in &message.headers {
+        let _ = writeln!(out, "          {name}: {value}");
+    }
+    if !message.body.is_empty() {
+        let text = String::from_utf8_lossy(&message.body);
+        let shown: String = text.chars().take(2000).collect();
+        let more = if text.chars().count() > 2000 { " …" } else { "" };
+        let _ = writeln!(out, "          ({} bytes) {shown}{more}", message.body.len());
+    }
+}
+
+/// Runs the request through the core.
+pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
+    let uri: http::Uri = ask.url.parse().map_err(|e| format!("URL: {e}"))?;
+    let mut request = Request::new(if ask.body.is_empty() { Body::Empty } else { Body::Bytes(ask.body.clone()) });
+    *request.method_mut() = ask.method.clone();
+    *request.uri_mut() = uri.clone();
+    *request.headers_mut() = ask.headers.clone();
+    if let Some(authority) = uri.authority() {
+        if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+            request.headers_mut().entry(http::header::HOST).or_insert(host);
+        }
+    }
+    let route = gateway
+        .find_route(&ask.method, uri.host(), &ask.headers, uri.path())
+        .map(|id| (id.to_owned(), gateway.route_ids().position(|r| r == id).unwrap_or_default()))
+        .map_err(|kind| match kind {
+            gateway_core::ProblemKind::MethodNotAllowed => "the path matches, the method does not (405)".to_owned(),
+            _ => "no route matches (404)".to_owned(),
+        });
+    let platform = Recorder::new(ask);
+    let client = Client { ip: Some(ask.ip), https: uri.scheme_str() == Some("https") };
+    let response = block_on(gateway_core::handle(gateway, &platform, request, &client));
+    let (parts, body) = response.into_parts();
+    let body = match body {
+        Body::Empty => Bytes::new(),
+        Body::Bytes(bytes) => bytes,
+        Body::Stream(Memory(bytes)) => bytes,
+    };
+    Ok(Explained {
+        route,
+        outbound: platform.sent.into_inner(),
+        response: Recorded { start: parts.status.to_string(), headers: pairs(&parts.headers), body },
+    })
+}
+
+fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
+    headers.iter().map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
+}
+
+/// Bytes held in memory, as the one "stream" these ports have.
+#[derive(Debug)]
+pub struct Memory(Bytes);
+
+impl ByteStream for Memory {
+    async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
+        if self.0.len() as u64 > limit {
+            return Err(BodyError::TooLarge);
+        }
+        Ok(self.0)
+    }
+    fn limited(self, _limit: u64) -> Self {
+        // Counting happens when the recorder reads it: the whole body is at hand.
+        self
+    }
+}
+
+type Body = StreamBody<Memory>;
+
+/// The ports: a recording fetch, the given clock and secrets, in-memory store and limiter.
+struct Recorder<'a> {
+    ask: &'a Ask,
+    sent: RefCell<Vec<Recorded>>,
+    clock: Cell<UnixMillis>,
+    store: RefCell<HashMap<String, Bytes>>,
+    limits: RefCell<HashMap<String, State>>,
+}
+
+impl<'a> Recorder<'a> {
+    fn new(ask: &'a Ask) -> Self {
+        Self {
+            ask,
+            sent: RefCell::new(Vec::new()),
+            clock: Cell::new(ask.now),
+            store: RefCell::new(HashMap::new()),
+            limits: RefCell::new(HashMap::new()),
+        }
+    }
+}
+
+impl Fetch for Recorder<'_> {
+    type Body = Body;
+    async fn fetch(&self, request: Request<Body>) -> Result<Response<Body>, FetchError> {
+        let (parts, body) = request.into_parts();
+        let body = match body {
+            Body::Empty => Bytes::new(),
+            Body::Bytes(bytes) | Body::Stream(Memory(bytes)) => bytes,
+        };
+        self.sent.borrow_mut().push(Recorded {
+            start: format!("{} {}", parts.method, parts.uri),
+            headers: pairs(&parts.headers),
+            body,
+        });
+        let mut response = Response::new(Body::Bytes(self.ask.upstream_body.clone()));
+        *response.status_mut() = self.ask.upstream_status;
+        response.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(response)
+    }
+}
+
+impl Clock for Recorder<'_> {
+    fn now(&self) -> UnixMillis {
+        self.clock.get()
+    }
+}
+
+impl Sleep for Recorder<'_> {
+    /// Time passes at once: a timeout raced against the recorded fetch loses, as a real one
+    /// would against an upstream that answers.
+    async fn sleep(&self, duration: Duration) {
+        let mut polled = false;
+        std::future::poll_fn(|cx| {
+            if polled {
+                return Poll::Ready(());
+            }
+            polled = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        })
+        .await;
+        self.clock.set(self.clock.get().saturating_add(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)));
+    }
+}
+
+impl Entropy for Recorder<'_> {
+    fn fill(&self, buf: &mut [u8]) {
+        // Fixed bytes: two explains of one request print the same ids.
+        for (i, byte) in buf.iter_mut().enumerate() {
+            *byte = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+    }
+}
+
+impl AccessLog for Recorder<'_> {
+    fn log(&self, _line: &str) {}
+}
+
+impl Secrets for Recorder<'_> {
+    fn secret(&self, name: &str) -> Option<String> {
+        self.ask.secrets.get(name).cloned()
+    }
+}
+
+impl Store for Recorder<'_> {
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        Ok(self.store.borrow().get(key).cloned())
+    }
+    async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
+        self.store.borrow_mut().insert(key.to_owned(), value);
+        Ok(())
+    }
+}
+
+impl SignatureVerifier for Recorder<'_> {
+    async fn verify_signature(
+        &self,
+        _key: &gateway_core::auth::jwt::VerifyingKey,
+        _message: &[u8],
+        _signature: &[u8],
+    ) -> Option<bool> {
+        None
+    }
+}
+
+impl Limiter for Recorder<'_> {
+    async fn limit(&self, key: &str, request: &LimitRequest) -> Result<Decision, StoreError> {
+        let mut limits = self.limits.borrow_mut();
+        let (decision, state) = decide(&request.rules, limits.get(key), request.now, request.cost);
+        limits.insert(key.to_owned(), state);
+        Ok(decision)
+    }
+}
+
+impl EdgeCache for Recorder<'_> {
+    fn cache_available(&self) -> bool {
+        false
+    }
+    async fn cache_match(&self, _key: &str) -> Option<Response<Body>> {
+        None
+    }
+    async fn cache_put(&self, _key: &str, response: Response<Body>, _ttl_s: u64) -> (Response<Body>, bool) {
+        (response, false)
+    }
+}
+
+/// Polls a future to completion on this thread (the core's futures only wait on these ports).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+}
