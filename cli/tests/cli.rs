@@ -9,14 +9,8 @@ fn root() -> PathBuf {
 }
 
 fn edgegate(args: &[&str]) -> (bool, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_edgegate"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("GATEWAY_ROUTES")
-        .env_remove("EDGEGATE_SPIN_MANIFEST")
-        .output()
-        .unwrap();
-    (output.status.success(), String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap())
+    let (code, stdout, stderr) = edgegate_status(args);
+    (code == 0, stdout, stderr)
 }
 
 #[test]
