@@ -21,29 +21,79 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_MAX_BODY_BYTES: u64 = 10 * 1024 * 1024;
 const MAX_TIMEOUT_MS: u64 = 600_000;
 
-/// Parses and compiles a routes file. Structural errors (JSON syntax, unknown keys, wrong
-/// types) stop at the first one, because nothing after it can be read reliably; every
-/// semantic error is reported.
+/// Parses and compiles a routes file, reporting every error it can find. A structural error
+/// (an unknown key, a wrong type) is reported and the offending key set aside so that the rest
+/// of the file is read too, down to its semantic errors; reading stops at a syntax error or
+/// where setting a key aside would leave a list element or the whole file unreadable.
 pub fn from_json(text: &str) -> Result<Gateway, Vec<ConfigError>> {
     // A file that reads cleanly (always, at runtime: the build checked it) skips the path
     // tracking, which costs about as much as the parse itself; only a broken file pays for
-    // the second, tracked read that names where it broke.
+    // the tracked reads that name where it broke.
     match serde_json::from_str::<RoutesFile>(text) {
         Ok(file) => compile(&file).map(|gateway| gateway.with_fingerprint(text)),
-        Err(error) => Err(vec![located(text, &error)]),
+        Err(error) => Err(located(text, &error)),
     }
 }
 
-/// Where a file that does not read broke: its JSON path, from a second, tracked read.
+/// Most structural errors reported before giving up on a file.
 #[cfg(not(target_arch = "wasm32"))]
-fn located(text: &str, _error: &serde_json::Error) -> ConfigError {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    match serde_path_to_error::deserialize::<_, RoutesFile>(&mut deserializer) {
-        Err(error) => structural_error(&error),
-        Ok(_) => match deserializer.end() {
-            Err(error) => ConfigError::new(Kind::Syntax, "$", error.to_string()),
-            Ok(()) => ConfigError::new(Kind::Syntax, "$", "the file could not be read"),
-        },
+const MAX_STRUCTURAL_ERRORS: usize = 20;
+
+/// Every structural error of a file that does not read, each with its JSON path (from tracked
+/// reads), then the semantic errors of what reads once they are set aside.
+#[cfg(not(target_arch = "wasm32"))]
+fn located(text: &str, _error: &serde_json::Error) -> Vec<ConfigError> {
+    let mut value = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => value,
+        Err(error) => {
+            return vec![ConfigError::new(Kind::Syntax, "$", error.to_string()).hint("the file must be valid JSON")];
+        }
+    };
+    let mut errors = Vec::new();
+    for _ in 0..MAX_STRUCTURAL_ERRORS {
+        match serde_path_to_error::deserialize::<_, RoutesFile>(&value) {
+            Ok(file) => {
+                if let Err(semantic) = compile(&file) {
+                    errors.extend(semantic);
+                }
+                break;
+            }
+            Err(error) => {
+                errors.push(structural_error(&error));
+                if !set_aside(&mut value, error.path()) {
+                    break;
+                }
+            }
+        }
+    }
+    errors
+}
+
+/// Removes the object member a structural error names, so the next read gets past it. `false`
+/// when the path ends in a list element or at the top (removing those would renumber or empty
+/// what later errors point at).
+#[cfg(not(target_arch = "wasm32"))]
+fn set_aside(value: &mut serde_json::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((Segment::Map { key }, parents)) = segments.split_last() else { return false };
+    let mut node = value;
+    for segment in parents {
+        node = match (segment, node) {
+            (Segment::Map { key }, serde_json::Value::Object(map)) => match map.get_mut(key) {
+                Some(child) => child,
+                None => return false,
+            },
+            (Segment::Seq { index }, serde_json::Value::Array(items)) => match items.get_mut(*index) {
+                Some(child) => child,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match node {
+        serde_json::Value::Object(map) => map.remove(key).is_some(),
+        _ => false,
     }
 }
 
@@ -51,8 +101,8 @@ fn located(text: &str, _error: &serde_json::Error) -> ConfigError {
 /// tracked deserializer would only add ~140 KB to the component, so the runtime reports the
 /// parser's own message (line and column).
 #[cfg(target_arch = "wasm32")]
-fn located(_text: &str, error: &serde_json::Error) -> ConfigError {
-    ConfigError::new(Kind::Syntax, "$", error.to_string())
+fn located(_text: &str, error: &serde_json::Error) -> Vec<ConfigError> {
+    vec![ConfigError::new(Kind::Syntax, "$", error.to_string())]
 }
 
 #[cfg(not(target_arch = "wasm32"))]
