@@ -36,11 +36,9 @@ struct StoredToken {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, byte| {
-        let _ = write!(out, "{byte:02x}");
-        out
-    })
+    let mut out = String::with_capacity(bytes.len() * 2);
+    crate::hygiene::push_hex(&mut out, bytes);
+    out
 }
 
 /// The slot key and the token's digest.
