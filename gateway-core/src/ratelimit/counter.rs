@@ -116,6 +116,25 @@ impl Counter {
     }
 }
 
+/// One decision on a counter kept as stored text (Spin's key-value store, read and swapped
+/// atomically by the adapter): the decision and the text to write, `None` when the request is
+/// refused (nothing consumed, nothing to write). Unreadable stored text counts as no state;
+/// `Err` when the new state cannot be written as text.
+pub fn decide_stored(
+    rules: &[Rule],
+    stored: Option<&[u8]>,
+    now: UnixMillis,
+    cost: u64,
+) -> Result<(Decision, Option<Vec<u8>>), String> {
+    let state: Option<State> = stored.and_then(|bytes| serde_json::from_slice(bytes).ok());
+    let (decision, next) = decide(rules, state.as_ref(), now, cost);
+    if !decision.allowed {
+        return Ok((decision, None));
+    }
+    let text = serde_json::to_vec(&next).map_err(|e| e.to_string())?;
+    Ok((decision, Some(text)))
+}
+
 /// The answer of a platform limiter that only says yes or no for a window of `period_s`
 /// (Cloudflare's `ratelimits` binding): a refused request may retry after the window.
 pub fn from_allowance(allowed: bool, period_s: u64) -> Decision {
@@ -156,6 +175,18 @@ mod tests {
         let (decision, _) = reloaded.decide(&RULES, Persistence::WriteBehind, 3, 8);
         assert!(!decision.allowed, "the alarm wrote all three");
         assert_eq!(counter.alarm(), None, "nothing changed since");
+    }
+
+    #[test]
+    fn a_stored_counter_is_written_only_when_the_request_is_admitted() {
+        let (decision, write) = decide_stored(&RULES, None, 0, 9).unwrap();
+        assert!(decision.allowed);
+        let stored = write.expect("admitted: the new state is written");
+        let (decision, write) = decide_stored(&RULES, Some(&stored), 0, 2).unwrap();
+        assert!(!decision.allowed, "9 counted: 2 more exceed 10");
+        assert_eq!(write, None, "refused: nothing consumed, nothing written");
+        let (decision, _) = decide_stored(&RULES, Some(b"not json"), 0, 10).unwrap();
+        assert!(decision.allowed, "unreadable state counts as none");
     }
 
     #[test]

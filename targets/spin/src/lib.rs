@@ -459,16 +459,8 @@ impl Limiter for SpinPlatform {
             return Err(StoreError::Unavailable);
         }
         compare_and_swap(self.bucket()?, key, |stored| {
-            let state: Option<gateway_core::ratelimit::decide::State> =
-                stored.and_then(|bytes| serde_json::from_slice(bytes).ok());
-            let (decision, next) =
-                gateway_core::ratelimit::decide::decide(&request.rules, state.as_ref(), request.now, request.cost);
-            if !decision.allowed {
-                // Nothing consumed: nothing to write.
-                return Ok((decision, None));
-            }
-            let bytes = serde_json::to_vec(&next).map_err(|e| StoreError::Failed(e.to_string()))?;
-            Ok((decision, Some(bytes)))
+            gateway_core::ratelimit::counter::decide_stored(&request.rules, stored, request.now, request.cost)
+                .map_err(StoreError::Failed)
         })
     }
 }
