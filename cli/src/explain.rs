@@ -201,6 +201,10 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
     *request.method_mut() = ask.method.clone();
     *request.uri_mut() = uri.clone();
     *request.headers_mut() = ask.headers.clone();
+    if !ask.body.is_empty() {
+        // As a client sending a file does: the length is declared, so the route's limit applies.
+        request.headers_mut().entry(http::header::CONTENT_LENGTH).or_insert(HeaderValue::from(ask.body.len()));
+    }
     if let Some(authority) = uri.authority() {
         if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
             request.headers_mut().entry(http::header::HOST).or_insert(host);
@@ -220,7 +224,7 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
     let body = match body {
         Body::Empty => Bytes::new(),
         Body::Bytes(bytes) => bytes,
-        Body::Stream(Memory(bytes)) => bytes,
+        Body::Stream(Memory(bytes, _)) => bytes,
     };
     Ok(Explained {
         route,
@@ -233,9 +237,10 @@ fn pairs(headers: &HeaderMap) -> Vec<(String, String)> {
     headers.iter().map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect()
 }
 
-/// Bytes held in memory, as the one "stream" these ports have.
+/// Bytes held in memory, as the one "stream" these ports have, with the limit the gateway
+/// set on it ([`ByteStream::limited`]); the recorder refuses to send it past that limit.
 #[derive(Debug)]
-pub struct Memory(Bytes);
+pub struct Memory(Bytes, Option<u64>);
 
 impl ByteStream for Memory {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
@@ -244,9 +249,8 @@ impl ByteStream for Memory {
         }
         Ok(self.0)
     }
-    fn limited(self, _limit: u64) -> Self {
-        // Counting happens when the recorder reads it: the whole body is at hand.
-        self
+    fn limited(self, limit: u64) -> Self {
+        Self(self.0, Some(limit))
     }
 }
 
@@ -279,7 +283,10 @@ impl Fetch for Recorder<'_> {
         let (parts, body) = request.into_parts();
         let body = match body {
             Body::Empty => Bytes::new(),
-            Body::Bytes(bytes) | Body::Stream(Memory(bytes)) => bytes,
+            Body::Stream(Memory(bytes, Some(limit))) if bytes.len() as u64 > limit => {
+                return Err(FetchError::BodyTooLarge)
+            }
+            Body::Bytes(bytes) | Body::Stream(Memory(bytes, _)) => bytes,
         };
         self.sent.borrow_mut().push(Recorded {
             start: format!("{} {}", parts.method, parts.uri),

@@ -146,6 +146,15 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     assert_eq!(code, 0);
     assert!(stdout.contains("response  503") && stdout.contains(r#"{"down":true}"#), "{stdout}");
 
+    // A body is sent with its length, as a client sends a file: over the route's limit, 413.
+    let big = std::env::temp_dir().join(format!("edgegate-explain-{}.txt", std::process::id()));
+    std::fs::write(&big, vec![b'a'; 70_000]).unwrap();
+    let (code, stdout, _) =
+        edgegate_status(&["explain", "POST", "https://localhost:8787/api/users", "--body", big.to_str().unwrap()]);
+    std::fs::remove_file(&big).unwrap();
+    assert_eq!(code, 1);
+    assert!(stdout.contains("response  413") && stdout.contains("outbound  none"), "{stdout}");
+
     // Usage errors are 2.
     assert_eq!(edgegate_status(&["explain", "GET"]).0, 2);
     assert_eq!(edgegate_status(&["explain", "GET", "/relative"]).0, 2);
