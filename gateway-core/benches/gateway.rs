@@ -97,6 +97,10 @@ fn pipeline(c: &mut Criterion) {
             criterion::BatchSize::SmallInput,
         )
     });
+    c.bench_function("compile/bench_routes_file", |b| {
+        let text = include_str!("../../tests/bench/routes.json");
+        b.iter(|| Gateway::from_json(black_box(text)).unwrap())
+    });
     c.bench_function("compile/100_routes", |b| {
         let text = routes_file(100);
         b.iter(|| Gateway::from_json(black_box(&text)).unwrap())

@@ -52,7 +52,7 @@ const workers = (options) => async () => {
   return { port, stop: () => mf.dispose(), ticks: () => ticksOf(childPids("workerd")) };
 };
 // Spin: the project's wasmtime test host, a fresh instance per request as Spin runs components.
-const spinHost = path.join(root, "tests/spin-host/target/release/spin-test-host");
+const spinHost = path.join(root, "tools/wasmtime/target/release/spin-test-host");
 const spin = (wasm) => async () => {
   // Port 0: the host picks a free one (a fixed port may be some connection's ephemeral port).
   const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });
@@ -89,6 +89,8 @@ const allSubjects = [
   { name: "spin-plain", runtime: "spin", start: spinEdgegate, path: "/proxy/items?x=1" },
   { name: "spin-es256", runtime: "spin", start: spinEdgegate, path: "/jwt/items?x=1", headers: bearer },
   { name: "spin-full", runtime: "spin", start: spinEdgegate, path: "/jwt-limited/items?x=1", headers: bearer },
+  // BENCH_SPIN_EXTRA=path/to/component.wasm measures another Spin build on BENCH_EXTRA_PATH.
+  ...(process.env.BENCH_SPIN_EXTRA ? [{ name: "spin-extra", runtime: "spin", start: spin(path.resolve(process.env.BENCH_SPIN_EXTRA)), path: process.env.BENCH_EXTRA_PATH ?? "/proxy/items?x=1", headers: bearer }] : []),
 ];
 const floors = { workers: "js-passthrough", spin: "spin-passthrough" };
 // BENCH_ONLY=name,name runs a subset (with the floor of each runtime it touches: ratios need it).
@@ -153,7 +155,7 @@ upstream.close();
 const mean = (list, key) => list.reduce((sum, r) => sum + r[key], 0) / list.length;
 const headings = {
   workers: "Workers: Miniflare (workerd) with direct sockets",
-  spin: "Spin: the wasmtime 48 test host (tests/spin-host), a fresh instance per request",
+  spin: "Spin: the wasmtime 48 test host (tools/wasmtime), a fresh instance per request",
 };
 console.log(`\nwrk -t2 -c${connections} -d${duration}, ${rounds} interleaved round(s), GET → node upstream on 127.0.0.1`);
 console.log("es256: an ES256 bearer token (reused, as clients do) and a claim header; full: plus an exact limit per sub (one hot key): a Durable Object persisted every request on Workers (lazy: write-behind), the key-value store on Spin; hono-jose-full: the same policy in Hono + jose with a SQLite Durable Object");

@@ -1,7 +1,7 @@
 // Runs the conformance scenarios against one runtime with real upstream servers on 127.0.0.1.
 //
 //   node tests/conformance/run.mjs workers   # target/conformance/workers (worker-build output) in workerd via Miniflare
-//   node tests/conformance/run.mjs spin      # target/conformance/spin/edgegate_spin.wasm in tests/spin-host
+//   node tests/conformance/run.mjs spin      # target/conformance/spin/edgegate_spin.wasm in tools/wasmtime
 //
 // Both artifacts are built from tests/conformance/routes.json by scripts/test.
 import fs from "node:fs";
@@ -69,7 +69,7 @@ export async function startWorkers({ fresh = true } = {}) {
 }
 
 export async function startSpin() {
-  const host = path.join(root, "tests/spin-host/target/release/spin-test-host");
+  const host = path.join(root, "tools/wasmtime/target/release/spin-test-host");
   const wasm = path.join(root, "target/conformance/spin/edgegate_spin.wasm");
   const args = ["--listen", "127.0.0.1:0", "--component", wasm, "--kv", `${STORED_CONSUMER.key}=${STORED_CONSUMER.value}`];
   for (const [name, value] of Object.entries(SECRETS)) args.push("--var", `${name}=${value}`);

@@ -28,16 +28,47 @@ const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
 /// Headers the Spin host adds to the incoming request.
 const RUNTIME_HEADER_PREFIX: &str = "spin-";
 
+/// The gateway compiled from [`ROUTES`], once per instance.
+///
+/// Spin makes a fresh instance for every request, so without more this compiles the file for
+/// every request. `scripts/build-spin.sh` pre-initializes the component (wasmtime's wizer calls
+/// [`wizer-initialize`](Preinit) at build time and writes the memory it leaves as the
+/// component's data), so a deployed instance starts with the gateway already compiled and this
+/// cell already full. `None` when the file does not compile, which the build has ruled out.
+fn gateway() -> Option<&'static Gateway> {
+    thread_local! {
+        static GATEWAY: std::cell::OnceCell<Option<&'static Gateway>> = const { std::cell::OnceCell::new() };
+    }
+    // Leaked on purpose: the instance lives for one request, and the snapshot must hold it.
+    GATEWAY.with(|cell| *cell.get_or_init(|| Gateway::from_json(ROUTES).ok().map(|g| &*Box::leak(Box::new(g)))))
+}
+
+mod preinit {
+    wit_bindgen::generate!({
+        inline: "package edgegate:preinit; world preinit { export wizer-initialize: func(); }",
+        world: "preinit",
+    });
+
+    /// The export wizer calls at build time (and removes from the component it writes).
+    struct Preinit;
+
+    impl Guest for Preinit {
+        fn wizer_initialize() {
+            let _ = super::gateway();
+        }
+    }
+
+    export!(Preinit);
+}
+
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    // Spin instantiates the component per request, so this compiles once per request; the
-    // build has already validated the file.
-    let response = match Gateway::from_json(ROUTES) {
-        Ok(gateway) => match from_wasi(request) {
-            Some((request, client)) => gateway_core::handle(&gateway, &SpinPlatform::default(), request, &client).await,
+    let response = match gateway() {
+        Some(gateway) => match from_wasi(request) {
+            Some((request, client)) => gateway_core::handle(gateway, &SpinPlatform::default(), request, &client).await,
             None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
         },
-        Err(_) => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
+        None => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
     };
     send_response(response, response_out).await;
 }

@@ -170,9 +170,9 @@ fn build_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<
         eprintln!("spin-test-host: warning: not implemented here, calls will trap: {}", stubbed.join(", "));
     }
     let instance_pre = linker.instantiate_pre(component)?;
-    Ok(ProxyPre::new(instance_pre)
+    ProxyPre::new(instance_pre)
         .map_err(anyhow::Error::from)
-        .context("component does not export wasi:http/incoming-handler@0.2.x")?)
+        .context("component does not export wasi:http/incoming-handler@0.2.x")
 }
 
 /// Whether this host implements the imported interface `name`
