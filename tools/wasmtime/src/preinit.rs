@@ -8,11 +8,11 @@
 //! nothing the gateway does per request can run at build time.
 use anyhow::Context as _;
 use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Linker, ResourceTable, ResourceType};
+use wasmtime::component::{Component, Instance, Lift, Linker, ResourceTable, ResourceType, WasmList};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
-use wasmtime_wizer::Wizer;
+use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
 struct State {
     wasi: WasiCtx,
@@ -47,15 +47,9 @@ async fn main() -> anyhow::Result<()> {
     // The component's own export of the function lifts the core export, so the core export
     // stays (wasmtime-wizer 48 would remove it and leave the component invalid); calling it
     // again finds the gateway compiled and does nothing.
-    let (snapshot, _) = Wizer::new()
-        .keep_init_func(true)
-        .run_component(&mut store, &wasm, async |store: &mut Store<State>, component: &Component| {
-            let mut linker = Linker::new(store.engine());
-            wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-            wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-            trap_non_wasi_imports(&mut linker, component)?;
-            linker.instantiate_async(store, component).await
-        })
+    let mut wizer = Wizer::new();
+    wizer.keep_init_func(true);
+    let snapshot = preinitialize(&wizer, &mut store, &wasm)
         .await
         .map_err(|e| anyhow::anyhow!("pre-initializing {input}: {e:?}"))?;
     std::fs::write(output, snapshot).with_context(|| format!("writing {output}"))?;
@@ -91,4 +85,69 @@ fn trap_non_wasi_imports(linker: &mut Linker<State>, component: &Component) -> w
         }
     }
     Ok(())
+}
+
+/// wasmtime-wizer's `run_component`, which its `wasmtime` feature would bring along with
+/// wasmtime's GC, threads, compilation cache (zstd, a C build) and WAVE parser: this build
+/// needs none of them, and the tools build on every cold CI run.
+async fn preinitialize(wizer: &Wizer, store: &mut Store<State>, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    let (cx, instrumented) = wizer.instrument_component(wasm)?;
+    let component = Component::new(store.engine(), &instrumented)?;
+    let mut linker = Linker::new(store.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    trap_non_wasi_imports(&mut linker, &component)?;
+    let instance = linker.instantiate_async(&mut *store, &component).await?;
+    let init = instance
+        .get_typed_func::<(), ()>(&mut *store, wizer.get_init_func())
+        .map_err(|e| wasmtime::format_err!("the component has no `{}` export: {e}", wizer.get_init_func()))?;
+    init.call_async(&mut *store, ()).await?;
+    wizer.snapshot_component(&cx, &mut Snapshotting { store, instance }).await
+}
+
+/// What wizer reads the initialized instance's memories and globals through: the accessor
+/// functions its instrumentation exported.
+struct Snapshotting<'a> {
+    store: &'a mut Store<State>,
+    instance: Instance,
+}
+
+impl Snapshotting<'_> {
+    async fn call<R: Lift + 'static, T>(
+        &mut self,
+        instance: &str,
+        func: &str,
+        read: impl FnOnce(&Store<State>, R) -> T,
+    ) -> T {
+        // wizer's trait has no error channel; its own implementation panics the same way.
+        let exported =
+            self.instance.get_export_index(&mut *self.store, None, instance).expect("wizer's accessor instance");
+        let func_index =
+            self.instance.get_export_index(&mut *self.store, Some(&exported), func).expect("wizer's accessor function");
+        let typed = self.instance.get_typed_func::<(), (R,)>(&mut *self.store, func_index).expect("accessor type");
+        let (value,) = typed.call_async(&mut *self.store, ()).await.expect("accessor call");
+        read(self.store, value)
+    }
+}
+
+impl ComponentInstanceState for Snapshotting<'_> {
+    async fn call_func_ret_list_u8(&mut self, instance: &str, func: &str, contents: impl FnOnce(&[u8]) + Send) {
+        self.call(instance, func, |store, list: WasmList<u8>| contents(list.as_le_slice(store))).await
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.call(instance, func, |_, value| value).await
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.call(instance, func, |_, value| value).await
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.call(instance, func, |_, value: f32| value.to_bits()).await
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.call(instance, func, |_, value: f64| value.to_bits()).await
+    }
 }
