@@ -252,6 +252,10 @@ impl ByteStream for Memory {
     fn limited(self, limit: u64) -> Self {
         Self(self.0, Some(limit))
     }
+    /// Bytes in memory never stall.
+    fn idle_timeout(self, _: std::time::Duration) -> Self {
+        self
+    }
 }
 
 type Body = StreamBody<Memory>;

@@ -383,7 +383,11 @@ async fn forward<P: Platform>(
         Sendable::Bytes(bytes::Bytes::new())
     } else if !needs_bytes {
         // A declared length is held to by the runtime; an undeclared one is counted.
-        Sendable::Stream(if declared.is_some() { body } else { body.limited(route.max_body_bytes) })
+        let body = if declared.is_some() { body } else { body.limited(route.max_body_bytes) };
+        Sendable::Stream(match route.idle_timeout {
+            Some(idle) => body.idle_timeout(idle),
+            None => body,
+        })
     } else {
         // A client that stalls its upload must not hold the request forever.
         let Some(collected) = with_timeout(body.collect(route.max_body_bytes), platform.sleep(route.timeout)).await
@@ -617,6 +621,9 @@ async fn forward<P: Platform>(
             if let Some(status) = status {
                 response.headers_mut().insert(&CACHE_STATUS, HeaderValue::from_static(status));
             }
+            if let Some(idle) = route.idle_timeout {
+                response = response.map(|body| body.idle_timeout(idle));
+            }
             Outcome {
                 upstream_status,
                 response,
@@ -630,6 +637,16 @@ async fn forward<P: Platform>(
             local(ProblemKind::BadRequest, "The request cannot be forwarded.")
         }
         Some(Err(SendError::Fetch(FetchError::BodyTooLarge))) => Outcome { upstream_ms, ..too_large() },
+        Some(Err(SendError::Fetch(FetchError::BodyStalled))) => {
+            let idle = route.idle_timeout.unwrap_or_default().as_millis();
+            Outcome {
+                upstream_ms,
+                ..local(
+                    ProblemKind::RequestTimeout,
+                    &format!("The request body stalled: nothing arrived for {idle} ms."),
+                )
+            }
+        }
         Some(Err(SendError::CircuitOpen)) => local(
             ProblemKind::UpstreamCircuitOpen,
             "The upstream is failing; the gateway stopped sending to it for a while.",
@@ -877,7 +894,9 @@ async fn send_with_retries<P: Platform>(
         let outcome = match &result {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
             // The client's doing, not the upstream's: no breaker bookkeeping, no retry.
-            Err(FetchError::InvalidRequest(_) | FetchError::BodyTooLarge) => return result.map_err(SendError::Fetch),
+            Err(FetchError::InvalidRequest(_) | FetchError::BodyTooLarge | FetchError::BodyStalled) => {
+                return result.map_err(SendError::Fetch)
+            }
             Err(_) => AttemptOutcome::ConnectError,
         };
         gateway.record(route.upstream, *target, platform.now(), outcome.breaker_success());

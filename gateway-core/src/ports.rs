@@ -29,6 +29,11 @@ pub trait Body: Sized {
     /// stops, the upstream request is aborted (never completed) and the fetch fails with
     /// [`FetchError::BodyTooLarge`]. Nothing is buffered.
     fn limited(self, limit: u64) -> Self;
+    /// The body, given up when nothing arrives for `idle` while it is being sent on (time the
+    /// receiver spends not reading does not count). A request body's upstream request is
+    /// aborted and the fetch fails with [`FetchError::BodyStalled`]; a response body's client
+    /// response is aborted, never ended as if complete. Bytes the gateway holds never stall.
+    fn idle_timeout(self, idle: Duration) -> Self;
 }
 
 /// A platform's own body stream (a JS `ReadableStream`, a wasi input stream), read whole
@@ -39,6 +44,8 @@ pub trait ByteStream: Sized {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError>;
     /// The stream, counted as the platform sends it ([`Body::limited`]).
     fn limited(self, limit: u64) -> Self;
+    /// The stream, given up when it stalls as the platform sends it ([`Body::idle_timeout`]).
+    fn idle_timeout(self, idle: Duration) -> Self;
 }
 
 /// The body both adapters use: nothing, bytes the gateway produced, or the platform's stream
@@ -84,6 +91,13 @@ impl<S: ByteStream> Body for StreamBody<S> {
             Self::Stream(stream) => Self::Stream(stream.limited(limit)),
             // Known lengths were checked against the limit already.
             known => known,
+        }
+    }
+
+    fn idle_timeout(self, idle: Duration) -> Self {
+        match self {
+            Self::Stream(stream) => Self::Stream(stream.idle_timeout(idle)),
+            held => held,
         }
     }
 }
@@ -144,6 +158,9 @@ pub enum FetchError {
     /// A [`Body::limited`] request body passed its limit while it streamed; the upstream
     /// request was aborted.
     BodyTooLarge,
+    /// A [`Body::idle_timeout`] request body sent nothing for that long; the upstream request
+    /// was aborted.
+    BodyStalled,
 }
 
 /// Outbound HTTP.

@@ -18,6 +18,8 @@ pub(crate) struct CompiledRoute {
     pub upstream: usize,
     pub path: PathPlan,
     pub timeout: Duration,
+    /// Longest silence inside a streamed body, either way (`idle_timeout_ms`).
+    pub idle_timeout: Option<Duration>,
     pub max_body_bytes: u64,
     pub cors: Option<usize>,
     /// Index into the gateway's auth requirements; `None` is a public route.

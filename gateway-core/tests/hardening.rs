@@ -435,3 +435,40 @@ fn a_stalled_streamed_upload_does_not_open_the_breaker() {
     }
     assert_eq!(fake.received.borrow().len(), 3, "the breaker stayed closed");
 }
+
+/// `idle_timeout_ms`: a streamed upload that stalls is given up (408, and not the upstream's
+/// failure: the breaker stays closed), and a streamed answer leaves carrying the bound for the
+/// runtime to enforce; a route without it streams unbounded, as before.
+#[test]
+fn idle_timeouts_end_stalled_streams_both_ways() {
+    let gateway = Gateway::from_json(
+        &json!({
+          "version": 1,
+          "upstreams": {"a": {"url": "http://a.internal", "breaker": {"failure_percent": 50, "min_requests": 2, "window_s": 30, "cooldown_s": 30}}},
+          "routes": [
+            {"id": "idle", "match": {"path": "/idle"}, "upstream": "a", "idle_timeout_ms": 400},
+            {"id": "open", "match": {"path": "/open"}, "upstream": "a"}
+          ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let fake = Fake::new();
+    for _ in 0..3 {
+        let response =
+            send(&gateway, &fake, request_with("POST", "/idle", &[("content-length", "1000")], FakeBody::Stalled));
+        assert_eq!(response.status(), 408);
+        assert_eq!(problem_type(&response), "urn:edgegate:problem:request-timeout");
+        assert!(response.body().text().contains("nothing arrived for 400 ms"), "{}", response.body().text());
+    }
+    let streamed = || Response::new(FakeBody::Chunks(vec!["a".into(), "b".into()]));
+    let fake = Fake::new().then(Script::Respond(streamed())).then(Script::Respond(streamed()));
+    let response = send(&gateway, &fake, request("GET", "/idle", &[]));
+    assert_eq!(response.status(), 200, "the breaker stayed closed");
+    assert_eq!(
+        *response.body(),
+        FakeBody::Idle(Box::new(FakeBody::Chunks(vec!["a".into(), "b".into()])), std::time::Duration::from_millis(400))
+    );
+    let response = send(&gateway, &fake, request("GET", "/open", &[]));
+    assert_eq!(*response.body(), FakeBody::Chunks(vec!["a".into(), "b".into()]));
+}

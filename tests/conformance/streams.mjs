@@ -70,6 +70,27 @@ function chunkedUpload(port, path, count, size) {
   });
 }
 
+/**
+ * A POST declaring `total` bytes that sends `sent` of them and then nothing, keeping the
+ * connection open: resolves with the gateway's answer and how long it took.
+ */
+function stalledUpload(port, path, total, sent) {
+  return new Promise((resolve) => {
+    const started = Date.now();
+    const req = http.request({ host: "127.0.0.1", port, method: "POST", path, agent: false, headers: { "content-length": total } }, (res) => {
+      const chunks = [];
+      res.on("data", (c) => chunks.push(c));
+      res.on("end", () => {
+        resolve({ status: res.statusCode, contentType: res.headers["content-type"], body: Buffer.concat(chunks).toString("utf8"), ms: Date.now() - started });
+        req.destroy();
+      });
+    });
+    req.on("error", (error) => resolve({ error, ms: Date.now() - started }));
+    req.setTimeout(15_000, () => req.destroy(new Error("no answer within 15 s")));
+    req.write(Buffer.alloc(sent, 100));
+  });
+}
+
 /** Reads an event stream, noting when each event (`data: {"sent_at": ms}`) arrived. */
 function eventArrivals(port, path) {
   return new Promise((resolve) => {
@@ -143,6 +164,44 @@ export async function streamChecks(runtime, port, pids) {
       return failures;
     });
   }
+
+  // idle_timeout_ms (500 on /idle): a body that stalls ends, in both directions, as broken.
+  for (const framing of ["length", "chunked"]) {
+    // As above: workerd ends a chunked answer itself when its body fails.
+    const platformLimit = runtime === "workers" && framing === "chunked";
+    const how = framing === "chunked" ? "chunked" : "Content-Length";
+    const name = platformLimit
+      ? `an upstream answer that stalls mid-body (${how}) is cut after idle_timeout_ms (workerd then ends the response itself)`
+      : `an upstream answer that stalls mid-body (${how}) is aborted at the client after idle_timeout_ms`;
+    await check(name, async () => {
+      const started = Date.now();
+      const response = await send({ path: `/idle/stall?bytes=1000&framing=${framing}&hold=8000` });
+      const ms = Date.now() - started;
+      if (response.error) return [`the request failed before a response head: ${response.error.message}`];
+      const failures = [];
+      if (response.status !== 200) failures.push(`status ${response.status}`);
+      if (response.complete && !platformLimit) failures.push(`the client got a complete ${response.body.length}-byte body`);
+      if (response.body.length !== 1000) failures.push(`${response.body.length} bytes, the upstream sent 1000 before stalling`);
+      if (ms < 450 || ms > 4000) failures.push(`ended after ${ms} ms (idle bound 500 ms, the upstream holds 8000 ms)`);
+      return failures;
+    });
+  }
+  await check("a streamed upload that stalls is answered 408 after idle_timeout_ms and never reaches the upstream complete", async () => {
+    const key = `stall-${process.pid}-${Date.now()}`;
+    const answer = await stalledUpload(port, `/idle/uploads/${key}`, 64 * 1024, 16 * 1024);
+    const failures = [];
+    if (answer.status !== 408) failures.push(`status ${answer.status ?? answer.error?.message} after ${answer.ms} ms`);
+    else if (!/problem\+json/.test(answer.contentType ?? "") || !answer.body.includes("request-timeout")) failures.push(`not a request-timeout problem: ${answer.body}`);
+    if (answer.ms > 4000) failures.push(`answered after ${answer.ms} ms (idle bound 500 ms)`);
+    let outcome = { outcome: "none" };
+    for (let i = 0; i < 15 && outcome.outcome === "none"; i++) {
+      await sleep(100);
+      outcome = JSON.parse((await send({ path: `/svc/uploads/${key}/outcome` })).body.toString("utf8") || "{}");
+    }
+    if (outcome.outcome === "complete") failures.push(`the upstream got a complete ${outcome.bytes}-byte body`);
+    return failures;
+  });
+  runner.sent += 1;
 
   const upload = Buffer.alloc(64 * 1024, 99);
   await check("a complete streamed upload reaches the upstream complete", async () => {

@@ -13,6 +13,7 @@
 //   ANY  /uploads/{key}      echoes; GET /uploads/{key}/outcome says whether that upload ended or was cut off
 //   ANY  /sink               counts the request body without keeping it: {bytes, complete}
 //   GET  /events?n=N&gap=MS  text/event-stream: N events MS apart, each carrying the upstream's send time
+//   GET  /stall?bytes=N&framing=chunked|length&hold=MS  a 200 of 2N bytes: N sent, then nothing for MS ms, then the rest
 //   ANY  /cors-reflect       echoes as JSON, reflecting any Origin with credentials (a careless upstream)
 //   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
 //   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
@@ -138,6 +139,16 @@ function route(req, res, url, body, name, flaky) {
     const length = url.searchParams.get("framing") === "length" ? { "content-length": 2 * n } : {};
     res.writeHead(200, { "content-type": "application/octet-stream", ...length });
     res.write(Buffer.alloc(n, 98), () => setTimeout(() => res.socket?.destroy(), 50));
+    return;
+  }
+  if (path === "/stall") {
+    const n = Number(url.searchParams.get("bytes") ?? 1000);
+    const hold = Number(url.searchParams.get("hold") ?? 10_000);
+    const length = url.searchParams.get("framing") === "length" ? { "content-length": 2 * n } : {};
+    res.writeHead(200, { "content-type": "application/octet-stream", ...length });
+    res.write(Buffer.alloc(n, 98));
+    const rest = setTimeout(() => res.end(Buffer.alloc(n, 98)), hold);
+    res.on("close", () => clearTimeout(rest));
     return;
   }
   if ((m = path.match(/^\/uploads\/([^/]+)\/outcome$/))) return json(res, 200, uploads.get(`/uploads/${m[1]}`) ?? { outcome: "none" });

@@ -215,6 +215,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     let defaults = &file.defaults;
     let default_timeout =
         check_timeout(&mut c, "defaults.timeout_ms", defaults.timeout_ms).unwrap_or(DEFAULT_TIMEOUT_MS);
+    let default_idle = check_timeout(&mut c, "defaults.idle_timeout_ms", defaults.idle_timeout_ms);
     let default_body = defaults.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let access_log = match defaults.access_log.as_deref() {
         None | Some("all") => crate::log::AccessLogMode::All,
@@ -368,6 +369,11 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
 
         let timeout_ms =
             check_timeout(&mut c, &format!("{at}.timeout_ms"), route.timeout_ms).unwrap_or(default_timeout);
+        let idle_timeout = match route.idle_timeout_ms {
+            Some(_) => check_timeout(&mut c, &format!("{at}.idle_timeout_ms"), route.idle_timeout_ms),
+            None => default_idle,
+        }
+        .map(Duration::from_millis);
         let cors = match &route.cors {
             None => default_cors,
             Some(RouteCors::Enabled(false)) => None,
@@ -475,6 +481,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             upstream,
             path: path_plan,
             timeout,
+            idle_timeout,
             max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
             cors,
             auth: route_auth,

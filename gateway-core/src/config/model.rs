@@ -39,6 +39,10 @@ pub struct Defaults {
     #[serde(default)]
     #[schemars(range(min = 1, max = 600000))]
     pub timeout_ms: Option<u64>,
+    /// `idle_timeout_ms` for routes that do not set one (default: off).
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 600000))]
+    pub idle_timeout_ms: Option<u64>,
     /// Largest accepted request body in bytes for routes that do not set one (default 10485760).
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
@@ -146,6 +150,13 @@ pub struct Route {
     #[serde(default)]
     #[schemars(range(min = 1, max = 600000))]
     pub timeout_ms: Option<u64>,
+    /// Longest silence in milliseconds inside a streamed body, either way: an upstream answer
+    /// that sends nothing for this long is aborted at the client (never ended as if complete),
+    /// and an upload that stalls this long is aborted upstream and answered 408. Off unless set:
+    /// `timeout_ms` bounds the wait for the response head only.
+    #[serde(default)]
+    #[schemars(range(min = 1, max = 600000))]
+    pub idle_timeout_ms: Option<u64>,
     /// Largest accepted request body in bytes; above it the client gets 413.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,

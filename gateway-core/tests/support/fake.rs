@@ -23,6 +23,8 @@ pub enum FakeBody {
     Stalled,
     /// A body counted as it streams: sending more than the limit aborts the request.
     Limited(Box<FakeBody>, u64),
+    /// A body given up when it stalls that long (`Body::idle_timeout`).
+    Idle(Box<FakeBody>, std::time::Duration),
 }
 
 impl Body for FakeBody {
@@ -42,6 +44,7 @@ impl Body for FakeBody {
             Self::Chunks(c) => c,
             Self::Stalled => std::future::pending().await,
             Self::Limited(inner, own) => return Box::pin(inner.collect(limit.min(own))).await,
+            Self::Idle(inner, _) => return Box::pin(inner.collect(limit)).await,
         };
         let mut out = Vec::new();
         for chunk in chunks {
@@ -55,6 +58,9 @@ impl Body for FakeBody {
     fn limited(self, limit: u64) -> Self {
         Self::Limited(Box::new(self), limit)
     }
+    fn idle_timeout(self, idle: std::time::Duration) -> Self {
+        Self::Idle(Box::new(self), idle)
+    }
 }
 
 impl FakeBody {
@@ -64,7 +70,7 @@ impl FakeBody {
             Self::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
             Self::Chunks(c) => c.iter().map(|b| String::from_utf8_lossy(b).into_owned()).collect(),
             Self::Stalled => String::new(),
-            Self::Limited(inner, _) => inner.text(),
+            Self::Limited(inner, _) | Self::Idle(inner, _) => inner.text(),
         }
     }
 }
@@ -136,6 +142,12 @@ impl Fetch for Fake {
     type Body = FakeBody;
     async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
         let (parts, body) = request.into_parts();
+        // As a runtime sends it: an upload that stalls past its idle bound is given up.
+        let body = match body {
+            FakeBody::Idle(inner, _) if matches!(*inner, FakeBody::Stalled) => return Err(FetchError::BodyStalled),
+            FakeBody::Idle(inner, _) => *inner,
+            body => body,
+        };
         let body = match body {
             // As a runtime streams it: past the limit the upload is cut and the upstream never
             // gets a whole request.

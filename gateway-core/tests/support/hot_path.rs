@@ -28,6 +28,9 @@ impl Body for FakeBody {
     fn limited(self, _: u64) -> Self {
         self
     }
+    fn idle_timeout(self, _: std::time::Duration) -> Self {
+        self
+    }
 }
 
 pub struct Fakes;

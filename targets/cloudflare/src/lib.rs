@@ -42,35 +42,72 @@ function headers(packed) {
   return h;
 }
 export function eg_response(status, packed, body) {
-  return new Response(body === undefined ? null : body, { status, headers: headers(packed) });
+  const h = headers(packed);
+  if (body?.eg_idle !== undefined) body = withLength(guarded(body, Infinity, body.eg_idle, () => {}), h);
+  return new Response(body === undefined ? null : body, { status, headers: h });
+}
+// The stream, read chunk by chunk as its consumer asks (pull, no buffer ahead): counted
+// against `limit` and given up when a read waits longer than `idle` ms for the source (time
+// the consumer spends not reading does not count). `fail` hears why it failed.
+function guarded(source, limit, idle, fail) {
+  const reader = source.getReader();
+  let seen = 0;
+  return new ReadableStream({
+    async pull(out) {
+      let timer;
+      try {
+        const read = reader.read();
+        const step = idle === undefined ? await read : await Promise.race([read, new Promise((_, stall) => {
+          timer = setTimeout(() => stall("edgegate:body-stalled"), idle);
+        })]);
+        if (step.done) return out.close();
+        seen += step.value.byteLength;
+        if (seen > limit) throw "edgegate:body-too-large";
+        out.enqueue(step.value);
+      } catch (e) {
+        fail(e);
+        reader.cancel(e).catch(() => {});
+        out.error(typeof e === "string" ? new Error(e) : e);
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    cancel(reason) {
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+// A declared length survives the guard: a body that ends short of it is an error at the
+// receiver, never a complete message.
+function withLength(stream, h) {
+  const length = Number(h.get("content-length") ?? NaN);
+  if (!Number.isSafeInteger(length)) return stream;
+  const fixed = new FixedLengthStream(length);
+  stream.pipeTo(fixed.writable).catch(() => {});
+  return fixed.readable;
 }
 export function eg_fetch(url, method, packed, body, controller) {
   const init = { method, headers: headers(packed), body: body === undefined ? null : body, redirect: "manual", signal: controller.signal };
-  if (body?.eg_limit === undefined) return fetch(url, init);
-  // A body of unknown length, counted in JS as it passes (never copied into wasm). workerd
-  // ends a chunked upload whose source errors as if it were complete, so a source that breaks
-  // off or passes the limit aborts the whole upstream request instead.
-  let seen = 0;
-  let over = false;
-  const counter = new TransformStream({
-    transform(chunk, stream) {
-      seen += chunk.byteLength;
-      if (seen > body.eg_limit) {
-        over = true;
-        controller.abort();
-        stream.error(new RangeError("the request body is over the route's limit"));
-      } else {
-        stream.enqueue(chunk);
-      }
-    },
-  });
-  body.pipeTo(counter.writable).catch(() => controller.abort());
-  init.body = counter.readable;
-  return fetch(url, init).catch((e) => { throw over ? "edgegate:body-too-large" : e; });
+  if (body?.eg_limit === undefined && body?.eg_idle === undefined) return fetch(url, init);
+  // Counted and timed in JS as it passes (never copied into wasm). workerd ends a chunked
+  // upload whose source errors as if it were complete, so a source that breaks off, passes
+  // the limit or stalls aborts the whole upstream request instead.
+  let failure;
+  const fail = (e) => {
+    if (typeof e === "string" && e.startsWith("edgegate:")) failure = e;
+    controller.abort();
+  };
+  init.body = withLength(guarded(body, body.eg_limit ?? Infinity, body.eg_idle, fail), init.headers);
+  return fetch(url, init).catch((e) => { throw failure ?? e; });
 }
 // Marks a body of unknown length for eg_fetch to count.
 export function eg_limited(stream, limit) {
   stream.eg_limit = limit;
+  return stream;
+}
+// Marks a body for eg_fetch or eg_response to give up when it stalls for `idle` ms.
+export function eg_idle(stream, idle) {
+  stream.eg_idle = idle;
   return stream;
 }
 "#)]
@@ -87,10 +124,13 @@ extern "C" {
         controller: &web_sys::AbortController,
     ) -> js_sys::Promise;
     fn eg_limited(stream: web_sys::ReadableStream, limit: f64) -> web_sys::ReadableStream;
+    fn eg_idle(stream: web_sys::ReadableStream, idle: f64) -> web_sys::ReadableStream;
 }
 
 /// What `eg_fetch` rejects with when a limited body passed its limit.
 const BODY_TOO_LARGE: &str = "edgegate:body-too-large";
+/// What `eg_fetch` rejects with when a body stalled past its idle bound.
+const BODY_STALLED: &str = "edgegate:body-stalled";
 
 /// Header pairs from their packed form.
 fn unpack_headers<'a>(mut pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
@@ -226,6 +266,10 @@ impl ByteStream for JsStream {
         // Exact up to 2^53 bytes.
         Self(eg_limited(self.0, limit as f64))
     }
+
+    fn idle_timeout(self, idle: Duration) -> Self {
+        Self(eg_idle(self.0, idle.as_millis() as f64))
+    }
 }
 
 /// The Workers platform: global `fetch`, `Date.now`, `setTimeout`, `crypto`, `console.log`,
@@ -263,6 +307,7 @@ impl Fetch for Workers {
         let mut guard = AbortOnDrop(Some(controller));
         let response = JsFuture::from(promise).await.map_err(|e| match e.as_string() {
             Some(reason) if reason == BODY_TOO_LARGE => FetchError::BodyTooLarge,
+            Some(reason) if reason == BODY_STALLED => FetchError::BodyStalled,
             _ => FetchError::Unreachable(format!("{e:?}")),
         })?;
         guard.0 = None;

@@ -151,6 +151,8 @@ async fn send_response(response: Response<SpinBody>, response_out: ResponseOutpa
 enum PumpError {
     /// The source failed (an upstream that closed mid-body, a client whose upload broke off).
     Source,
+    /// The source sent nothing for its idle bound ([`ByteStream::idle_timeout`]).
+    Stalled,
     /// More bytes came than the body's limit allows.
     TooLarge,
     /// The receiver went away.
@@ -170,7 +172,10 @@ async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), PumpError> {
             let mut sent = 0u64;
             let mut chunks = stream.chunks();
             while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|_| PumpError::Source)?;
+                let chunk = chunk.map_err(|error| match error {
+                    ChunkError::Read => PumpError::Source,
+                    ChunkError::Stalled => PumpError::Stalled,
+                })?;
                 sent = sent.saturating_add(chunk.len() as u64);
                 if sent > limit {
                     return Err(PumpError::TooLarge);
@@ -247,13 +252,24 @@ impl BodyWriter {
 pub type SpinBody = StreamBody<SpinStream>;
 
 /// A body's chunks as they arrive.
-type Chunks = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, wasi::io::streams::Error>>;
+type Chunks = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, ChunkError>>;
 
-/// A wasi stream a body comes from (the client's request or an upstream's response), and
-/// the limit it is counted against as it is sent ([`ByteStream::limited`]).
+/// Why a body's next chunk did not come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkError {
+    /// The wasi stream failed.
+    Read,
+    /// Nothing came for the stream's idle bound.
+    Stalled,
+}
+
+/// A wasi stream a body comes from (the client's request or an upstream's response), the
+/// limit it is counted against as it is sent ([`ByteStream::limited`]) and the longest it may
+/// stall ([`ByteStream::idle_timeout`]).
 pub struct SpinStream {
     source: Source,
     limit: Option<u64>,
+    idle: Option<Duration>,
 }
 
 /// The response is kept whole: dropping an `IncomingResponse` cancels the request in
@@ -267,37 +283,62 @@ enum Source {
 
 impl std::fmt::Debug for SpinStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpinStream").field("limit", &self.limit).finish_non_exhaustive()
+        f.debug_struct("SpinStream").field("limit", &self.limit).field("idle", &self.idle).finish_non_exhaustive()
     }
 }
 
 impl SpinStream {
     fn new(source: Source) -> Self {
-        Self { source, limit: None }
+        Self { source, limit: None, idle: None }
     }
 
+    /// The stream's chunks, ended by an error once nothing comes for its idle bound (time the
+    /// reader spends elsewhere does not count: the clock runs only while a chunk is awaited).
     fn chunks(self) -> Chunks {
-        match self.source {
-            Source::Request(request) => request.into_body_stream().boxed_local(),
+        let chunks = self.source.chunks();
+        let Some(idle) = self.idle else { return chunks };
+        futures::stream::unfold(Some(chunks), move |chunks| async move {
+            let mut chunks = chunks?;
+            let next = chunks.next();
+            let stalled = std::pin::pin!(sleep(idle));
+            match futures::future::select(next, stalled).await {
+                futures::future::Either::Left((Some(chunk), _)) => Some((chunk, Some(chunks))),
+                futures::future::Either::Left((None, _)) => None,
+                // Nothing more after a stall: the stream is given up.
+                futures::future::Either::Right(_) => Some((Err(ChunkError::Stalled), None)),
+            }
+        })
+        .boxed_local()
+    }
+}
+
+impl Source {
+    fn chunks(self) -> Chunks {
+        let read = |chunk: Result<Vec<u8>, wasi::io::streams::Error>| chunk.map_err(|_| ChunkError::Read);
+        match self {
+            Source::Request(request) => request.into_body_stream().map(read).boxed_local(),
             Source::Response(response) => {
                 let stream = response.take_body_stream();
                 // Keeps the response alive until its body is read.
                 stream
                     .map(move |chunk| {
                         let _ = &response;
-                        chunk
+                        read(chunk)
                     })
                     .boxed_local()
             }
             Source::Started(chunks) => chunks,
         }
     }
+}
 
+impl SpinStream {
     /// The body this stream turns out to be: none when it ends before its first byte (wasi
     /// cannot tell a request without a body from one with an empty stream, and a GET must not
     /// go upstream with a chunked empty body), else the stream with its first chunk read.
-    async fn settle(self) -> Result<SpinBody, wasi::io::streams::Error> {
+    async fn settle(self) -> Result<SpinBody, ChunkError> {
         let limit = self.limit;
+        // The idle bound is inside `chunks` from here on.
         let mut chunks = self.chunks();
         loop {
             match chunks.next().await {
@@ -306,7 +347,7 @@ impl SpinStream {
                 Some(Ok(chunk)) if chunk.is_empty() => {}
                 Some(Ok(chunk)) => {
                     let replayed = futures::stream::iter([Ok(chunk)]).chain(chunks).boxed_local();
-                    return Ok(SpinBody::Stream(Self { source: Source::Started(replayed), limit }));
+                    return Ok(SpinBody::Stream(Self { source: Source::Started(replayed), limit, idle: None }));
                 }
             }
         }
@@ -325,6 +366,10 @@ impl ByteStream for SpinStream {
 
     fn limited(self, limit: u64) -> Self {
         Self { limit: Some(limit), ..self }
+    }
+
+    fn idle_timeout(self, idle: Duration) -> Self {
+        Self { idle: Some(idle), ..self }
     }
 }
 
@@ -401,7 +446,11 @@ impl Fetch for SpinPlatform {
         outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| invalid("path"))?;
 
         let body = match body {
-            SpinBody::Stream(stream) => stream.settle().await.map_err(|_| invalid("body"))?,
+            SpinBody::Stream(stream) => match stream.settle().await {
+                Ok(body) => body,
+                Err(ChunkError::Stalled) => return Err(FetchError::BodyStalled),
+                Err(ChunkError::Read) => return Err(invalid("body")),
+            },
             known => known,
         };
         let sink = outgoing.body().ok().and_then(BodyWriter::new).ok_or_else(|| invalid("body"))?;
@@ -409,8 +458,10 @@ impl Fetch for SpinPlatform {
         // An upload that fails mid-way or passes its limit is aborted, never sent upstream as
         // a complete body.
         let (response, upload) = futures::join!(send, pump(body, sink));
-        if let Err(PumpError::TooLarge) = upload {
-            return Err(FetchError::BodyTooLarge);
+        match upload {
+            Err(PumpError::TooLarge) => return Err(FetchError::BodyTooLarge),
+            Err(PumpError::Stalled) => return Err(FetchError::BodyStalled),
+            _ => {}
         }
         let response = response.map_err(|e| FetchError::Unreachable(e.to_string()))?;
         let headers = header_map(response.headers().entries());
@@ -432,20 +483,25 @@ impl Clock for SpinPlatform {
 
 impl Sleep for SpinPlatform {
     async fn sleep(&self, duration: Duration) {
-        let deadline =
-            wasi::clocks::monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
-        let mut registration: Option<spin_executor::CancelOnDropToken> = None;
-        std::future::poll_fn(|cx| {
-            let now = wasi::clocks::monotonic_clock::now();
-            if now >= deadline {
-                return Poll::Ready(());
-            }
-            let pollable = wasi::clocks::monotonic_clock::subscribe_duration(deadline - now);
-            registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
-            Poll::Pending
-        })
-        .await;
+        sleep(duration).await;
     }
+}
+
+/// Resolves once `duration` has passed on the monotonic clock.
+async fn sleep(duration: Duration) {
+    let deadline =
+        wasi::clocks::monotonic_clock::now().saturating_add(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
+    let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+    std::future::poll_fn(|cx| {
+        let now = wasi::clocks::monotonic_clock::now();
+        if now >= deadline {
+            return Poll::Ready(());
+        }
+        let pollable = wasi::clocks::monotonic_clock::subscribe_duration(deadline - now);
+        registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
+        Poll::Pending
+    })
+    .await;
 }
 
 impl Entropy for SpinPlatform {
