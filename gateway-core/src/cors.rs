@@ -126,7 +126,7 @@ impl CorsPolicy {
         self
     }
 
-    fn allows_origin(&self, origin: &HeaderValue) -> bool {
+    pub(crate) fn allows_origin(&self, origin: &HeaderValue) -> bool {
         origin.to_str().is_ok_and(|origin| self.origins.iter().any(|p| p.matches(origin)))
     }
 

@@ -58,13 +58,16 @@ fn strip_connection_listed(headers: &mut HeaderMap, websocket: bool) {
     }
 }
 
-fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+/// `Upgrade: websocket`, with a `Connection` that lists `upgrade` or none at all: workerd hides
+/// the client's `Connection` header from the worker, and an upgrade only happens if the
+/// upstream answers 101 to it anyway.
+pub(crate) fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     let upgrade = headers.get(UPGRADE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
-    let connection = headers
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
+    let mut connection = headers.get_all(CONNECTION).iter().peekable();
+    let connection = connection.peek().is_none()
+        || connection
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")));
     upgrade && connection
 }
 

@@ -184,6 +184,12 @@ impl Gateway {
             .collect()
     }
 
+    /// Routes that declare `websocket` (a lifetime for their sockets): the Spin build warns
+    /// about them, since Spin answers every upgrade 501.
+    pub fn websocket_routes(&self) -> Vec<&str> {
+        self.routes.iter().filter(|r| r.socket_lifetime.is_some()).map(|r| &*r.id).collect()
+    }
+
     /// Names of the runtime secrets the file refers to, sorted: what `wrangler secret put`
     /// must set, and the variables a Spin manifest must declare.
     pub fn secret_names(&self) -> Vec<&str> {

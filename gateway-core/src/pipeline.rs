@@ -364,6 +364,26 @@ async fn forward<P: Platform>(
     let too_large =
         || local(ProblemKind::PayloadTooLarge, &format!("The request body exceeds {} bytes.", route.max_body_bytes));
 
+    let upgrade = *method == Method::GET && hygiene::is_websocket_upgrade(&headers);
+    // A runtime may drop `Upgrade` before the gateway sees the request (Spin's host does, as a
+    // hop-by-hop header); the handshake's own key still says what the client asked for.
+    let handshake = upgrade || headers.contains_key(http::header::SEC_WEBSOCKET_KEY);
+    if handshake && !<P as crate::ports::Fetch>::WEBSOCKETS {
+        return local(
+            ProblemKind::WebSocketUnsupported,
+            "This runtime cannot pass a WebSocket upgrade on (wasi-http has no upgrade); serve this route from Workers.",
+        );
+    }
+    if upgrade {
+        // Browsers do not preflight a WebSocket, so the route's CORS origins are held to here.
+        let policy = route.cors.and_then(|i| gateway.cors.get(i));
+        if let (Some(policy), Some(origin)) = (policy, headers.get(ORIGIN)) {
+            if !policy.allows_origin(origin) {
+                return local(ProblemKind::CorsRejected, "This origin may not open a WebSocket here.");
+            }
+        }
+    }
+
     // Body limit: a declared length is checked before reading; an undeclared one is counted
     // as it streams upstream. Validation and retries need the bytes; otherwise the body
     // streams through, never buffered.
@@ -549,7 +569,9 @@ async fn forward<P: Platform>(
     let sent = platform.now();
     let cache = match &route.cache {
         None => CacheState::Off,
-        Some(policy) if *method != Method::GET || (credentialed && !policy.credentialed) => CacheState::Bypass,
+        Some(policy) if *method != Method::GET || upgrade || (credentialed && !policy.credentialed) => {
+            CacheState::Bypass
+        }
         Some(_) if !platform.cache_available() => CacheState::Unavailable,
         Some(policy) => {
             let key = cache_key(policy, original_host.as_deref(), path, client_query, &client_headers);
@@ -621,7 +643,11 @@ async fn forward<P: Platform>(
             if let Some(status) = status {
                 response.headers_mut().insert(&CACHE_STATUS, HeaderValue::from_static(status));
             }
-            if let Some(idle) = route.idle_timeout {
+            if response.status() == http::StatusCode::SWITCHING_PROTOCOLS {
+                let limits =
+                    crate::ports::SocketLimits { idle: route.idle_timeout, max_lifetime: route.socket_lifetime };
+                response.extensions_mut().insert(limits);
+            } else if let Some(idle) = route.idle_timeout {
                 response = response.map(|body| body.idle_timeout(idle));
             }
             Outcome {

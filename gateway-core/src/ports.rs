@@ -165,10 +165,24 @@ pub enum FetchError {
 
 /// Outbound HTTP.
 pub trait Fetch {
+    /// Whether an upstream's `101 Switching Protocols` answer to a WebSocket upgrade can be
+    /// handed to the client (Workers). Where it cannot (Spin: wasi-http has no upgrade), the
+    /// gateway answers upgrade requests 501 itself.
+    const WEBSOCKETS: bool = false;
     /// The platform's body type, used for both directions.
     type Body: Body;
     /// Sends a request and resolves once the response head has arrived; the body streams after.
     async fn fetch(&self, request: Request<Self::Body>) -> Result<Response<Self::Body>, FetchError>;
+}
+
+/// How long a WebSocket the client opened through the gateway may live, carried in the
+/// extensions of a `101` response for the adapter that joins the two sockets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SocketLimits {
+    /// Closed (1001, "idle timeout") when no message passes either way for this long.
+    pub idle: Option<Duration>,
+    /// Closed (1001, "maximum lifetime") this long after it opened.
+    pub max_lifetime: Option<Duration>,
 }
 
 /// Wall-clock time.

@@ -54,6 +54,9 @@ pub enum ProblemKind {
     UpstreamTimeout,
     /// The gateway failed in a way that is not the client's fault (500).
     Internal,
+    /// A WebSocket upgrade on a runtime that cannot proxy one (Spin: wasi-http has no
+    /// upgrade) (501).
+    WebSocketUnsupported,
 }
 
 impl ProblemKind {
@@ -80,6 +83,7 @@ impl ProblemKind {
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::UpstreamCircuitOpen => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::WebSocketUnsupported => StatusCode::NOT_IMPLEMENTED,
         }
     }
 
@@ -106,6 +110,7 @@ impl ProblemKind {
             Self::UpstreamTimeout => "urn:edgegate:problem:upstream-timeout",
             Self::UpstreamCircuitOpen => "urn:edgegate:problem:upstream-circuit-open",
             Self::Internal => "urn:edgegate:problem:internal",
+            Self::WebSocketUnsupported => "urn:edgegate:problem:websocket-unsupported",
         }
     }
 
@@ -132,6 +137,7 @@ impl ProblemKind {
             Self::UpstreamTimeout => "Upstream timed out",
             Self::UpstreamCircuitOpen => "Upstream circuit open",
             Self::Internal => "Internal gateway error",
+            Self::WebSocketUnsupported => "WebSocket upgrades are not available here",
         }
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct CompiledRoute {
     pub timeout: Duration,
     /// Longest silence inside a streamed body, either way (`idle_timeout_ms`).
     pub idle_timeout: Option<Duration>,
+    /// How long a WebSocket opened through the route may live (`websocket.max_lifetime_ms`).
+    pub socket_lifetime: Option<Duration>,
     pub max_body_bytes: u64,
     pub cors: Option<usize>,
     /// Index into the gateway's auth requirements; `None` is a public route.

@@ -472,3 +472,60 @@ fn idle_timeouts_end_stalled_streams_both_ways() {
     let response = send(&gateway, &fake, request("GET", "/open", &[]));
     assert_eq!(*response.body(), FakeBody::Chunks(vec!["a".into(), "b".into()]));
 }
+
+/// WebSocket upgrades: passed to the upstream with their handshake headers (browsers do not
+/// preflight them, so a route's CORS origins are checked on the upgrade itself), never served
+/// from the edge cache, and a `101` answer leaves with the route's socket limits attached.
+#[test]
+fn websocket_upgrades_are_checked_and_carry_their_limits() {
+    let gateway = Gateway::from_json(
+        &json!({
+          "version": 1,
+          "upstreams": {"a": {"url": "http://a.internal"}},
+          "routes": [
+            {"id": "chat", "match": {"path": "/chat"}, "upstream": "a", "idle_timeout_ms": 30000,
+             "websocket": {"max_lifetime_ms": 3600000}, "cache": {"ttl_s": 60},
+             "cors": {"allow_origins": ["https://app.example.com"]}}
+          ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let upgrade = [
+        ("upgrade", "websocket"),
+        ("connection", "Upgrade"),
+        ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="),
+        ("sec-websocket-version", "13"),
+    ];
+    let foreign = [upgrade.as_slice(), &[("origin", "https://evil.example")]].concat();
+    let fake = Fake::new();
+    let refused = send(&gateway, &fake, request("GET", "/chat", &foreign));
+    assert_eq!(refused.status(), 403);
+    assert_eq!(problem_type(&refused), "urn:edgegate:problem:cors-rejected");
+    assert!(fake.received.borrow().is_empty(), "the upstream never saw it");
+
+    let mut switching = Response::new(FakeBody::Empty);
+    *switching.status_mut() = http::StatusCode::SWITCHING_PROTOCOLS;
+    switching.headers_mut().insert("upgrade", "websocket".parse().unwrap());
+    switching.headers_mut().insert("connection", "Upgrade".parse().unwrap());
+    let fake = Fake::new().then(Script::Respond(switching));
+    let own = [upgrade.as_slice(), &[("origin", "https://app.example.com")]].concat();
+    let response = send(&gateway, &fake, request("GET", "/chat", &own));
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.headers()["upgrade"], "websocket", "the answer keeps its handshake");
+    assert!(
+        response.headers().get("cache-status").is_none()
+            || response.headers()["cache-status"] == "edgegate; fwd=bypass"
+    );
+    assert_eq!(
+        response.extensions().get::<gateway_core::ports::SocketLimits>(),
+        Some(&gateway_core::ports::SocketLimits {
+            idle: Some(std::time::Duration::from_secs(30)),
+            max_lifetime: Some(std::time::Duration::from_secs(3600)),
+        })
+    );
+    let sent = fake.last();
+    assert_eq!(sent.headers()["upgrade"], "websocket");
+    assert_eq!(sent.headers()["connection"], "upgrade");
+    assert_eq!(sent.headers()["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+}

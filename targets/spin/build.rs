@@ -8,6 +8,11 @@ fn main() {
         println!("cargo:rerun-if-changed={}", manifest_path.display());
         let manifest =
             std::fs::read_to_string(&manifest_path).map_err(|e| format!("{}: {e}", manifest_path.display()))?;
+        for route in gateway.websocket_routes() {
+            println!(
+                "cargo:warning=route \"{route}\" declares websocket, but Spin cannot pass an upgrade on (wasi-http has none): it answers WebSocket upgrades 501"
+            );
+        }
         let cloudflare_only = gateway.cloudflare_ratelimit_policies();
         if !cloudflare_only.is_empty() {
             return Err(format!(

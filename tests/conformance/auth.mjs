@@ -45,6 +45,9 @@ async function hmac(alg, extra = {}, header = {}) {
 
 const bearer = (token) => ({ authorization: `Bearer ${token}` });
 
+/** A token for the `link` scheme (HS256, read from the `access_token` query parameter). */
+export const linkToken = () => hmac("HS256", {}, { kid: undefined });
+
 /** Passes through to upstream `a` with the user's claims as headers, without the credential. */
 function forwarded(url, headers = {}) {
   return { on: "a", url, headers: { authorization: null, "x-user-id": "user-7", ...headers } };

@@ -20,6 +20,7 @@ import { balanceChecks } from "./balance.mjs";
 import { accessRecords } from "./checks.mjs";
 import { hardeningScenarios, hardeningChecks } from "./hardening.mjs";
 import { streamChecks } from "./streams.mjs";
+import { socketChecks } from "./sockets.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const runtime = process.argv[2];
@@ -233,9 +234,10 @@ async function main() {
     const limits = await rateLimitChecks(idp, (request) => send(gateway.port, request));
     const balance = await balanceChecks(runtime, (request) => send(gateway.port, request));
     const streams = await streamChecks(runtime, gateway.port, gateway.pids);
+    const sockets = await socketChecks(runtime, gateway.port, (request) => send(gateway.port, request));
     const hardening = await hardeningChecks(runtime, (request) => send(gateway.port, request), gateway.port, idp);
-    sent += limits.sent + balance.sent + streams.sent + hardening.sent;
-    for (const { name, failures } of [...limits.results, ...balance.results, ...hardening.results, ...streams.results]) {
+    sent += limits.sent + balance.sent + streams.sent + sockets.sent + hardening.sent;
+    for (const { name, failures } of [...limits.results, ...balance.results, ...hardening.results, ...streams.results, ...sockets.results]) {
       checks++;
       if (failures.length) {
         failed++;
@@ -281,6 +283,7 @@ async function main() {
     const fields = ["time", "request_id", "route", "method", "path", "status", "upstream_status", "duration_ms", "upstream_ms"];
     const logFailures = [];
     if (records.length !== sent) logFailures.push(`expected ${sent} access-log lines, got ${records.length}`);
+
     const leaked = logLines.filter((line) => /eyJ[\w-]+\.eyJ/.test(line) || line.includes("acme-secret-key"));
     if (leaked.length) logFailures.push(`a credential reached the log: ${leaked[0].slice(0, 120)}`);
     for (const record of records) {

@@ -18,9 +18,13 @@
 //   GET  /vary-tenant        cacheable JSON that varies on X-Tenant: {tenant, n} (n counts calls)
 //   GET  /json-secret?pad=N  {"data": {"keep": 1, "secret": "..."}, "pad": "x"*N} with a Content-Length
 //   GET  /coded-secret?coding=gzip|br  the /json-secret document compressed, whatever the request accepts
+//   WS   /echo-socket?id=ID  a WebSocket: first sends {url, headers} of the upgrade, then echoes
+//                            every message; "close:CODE:REASON" makes it close so; the code and
+//                            reason the client closed with are kept for GET /socket-closes/ID
 //   ANY  anything else       echoes the request as JSON
 import http from "node:http";
 import zlib from "node:zlib";
+import { WebSocketServer } from "ws";
 
 export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}) {
   const requests = [];
@@ -39,6 +43,20 @@ export function startUpstream({ port = 0, name = "upstream", quiet = true } = {}
     });
   });
   server.keepAliveTimeout = 60_000;
+  const sockets = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket, head) => {
+    const url = new URL(req.url, "http://upstream");
+    if (url.pathname !== "/echo-socket") return socket.destroy();
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      ws.send(JSON.stringify({ url: req.url, headers: req.headers }));
+      ws.on("message", (data, binary) => {
+        const close = !binary && String(data).match(/^close:(\d+):(.*)$/);
+        if (close) ws.close(Number(close[1]), close[2]);
+        else ws.send(data, { binary });
+      });
+      ws.on("close", (code, reason) => socketCloses.set(url.searchParams.get("id"), { code, reason: String(reason) }));
+    });
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => {
@@ -54,6 +72,8 @@ function sink(req, res) {
   req.on("end", () => json(res, 200, { bytes, complete: req.complete }));
 }
 
+// How each /echo-socket connection was closed by its client, by its id.
+const socketCloses = new Map();
 // Outcomes of /uploads/{key} requests, by URL.
 const uploads = new Map();
 // Non-ASCII response header values, as the bytes they are sent as (node writes header strings as Latin-1).
@@ -151,6 +171,7 @@ function route(req, res, url, body, name, flaky) {
     res.on("close", () => clearTimeout(rest));
     return;
   }
+  if ((m = path.match(/^\/socket-closes\/([^/]+)$/))) return json(res, 200, socketCloses.get(m[1]) ?? { code: null });
   if ((m = path.match(/^\/uploads\/([^/]+)\/outcome$/))) return json(res, 200, uploads.get(`/uploads/${m[1]}`) ?? { outcome: "none" });
   if (path.startsWith("/uploads/")) uploads.set(req.url, { outcome: "complete", bytes: body.length });
   if (path === "/big") {

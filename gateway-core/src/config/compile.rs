@@ -374,6 +374,16 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             None => default_idle,
         }
         .map(Duration::from_millis);
+        let socket_lifetime = route.websocket.as_ref().and_then(|socket| {
+            if (1..=MAX_SOCKET_LIFETIME_MS).contains(&socket.max_lifetime_ms) {
+                Some(Duration::from_millis(socket.max_lifetime_ms))
+            } else {
+                let at = format!("{at}.websocket.max_lifetime_ms");
+                c.error(Kind::InvalidValue, at, format!("lifetime {} ms is out of range", socket.max_lifetime_ms))
+                    .hint = Some(format!("use 1 to {MAX_SOCKET_LIFETIME_MS}"));
+                None
+            }
+        });
         let cors = match &route.cors {
             None => default_cors,
             Some(RouteCors::Enabled(false)) => None,
@@ -482,6 +492,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             path: path_plan,
             timeout,
             idle_timeout,
+            socket_lifetime,
             max_body_bytes: route.max_body_bytes.unwrap_or(default_body),
             cors,
             auth: route_auth,
@@ -532,6 +543,9 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         Err(c.errors)
     }
 }
+
+/// A day: the longest a WebSocket may be held open by `websocket.max_lifetime_ms`.
+const MAX_SOCKET_LIFETIME_MS: u64 = 86_400_000;
 
 fn check_timeout(c: &mut Compiler, at: &str, value: Option<u64>) -> Option<u64> {
     let value = value?;

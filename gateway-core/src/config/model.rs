@@ -157,6 +157,10 @@ pub struct Route {
     #[serde(default)]
     #[schemars(range(min = 1, max = 600000))]
     pub idle_timeout_ms: Option<u64>,
+    /// WebSocket connections opened through this route (any route passes an upgrade its
+    /// upstream accepts; this bounds their lifetime). Their idle bound is `idle_timeout_ms`.
+    #[serde(default)]
+    pub websocket: Option<WebSocket>,
     /// Largest accepted request body in bytes; above it the client gets 413.
     #[serde(default)]
     pub max_body_bytes: Option<u64>,
@@ -756,4 +760,14 @@ pub struct AggregateLeg {
     /// Headers set on this leg's request: name → template.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+}
+
+/// WebSocket connections on a route.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebSocket {
+    /// Longest a connection stays open, in milliseconds (1 to 86400000); then both sides are
+    /// closed with 1001 "maximum lifetime".
+    #[schemars(range(min = 1, max = 86400000))]
+    pub max_lifetime_ms: u64,
 }

@@ -139,6 +139,8 @@ impl Fake {
 }
 
 impl Fetch for Fake {
+    /// As on Workers: an upstream's 101 reaches the client.
+    const WEBSOCKETS: bool = true;
     type Body = FakeBody;
     async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
         let (parts, body) = request.into_parts();

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use gateway_core::auth::jwt::{Algorithm, VerifyingKey};
 use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
-    SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
+    SignatureVerifier, Sleep, SocketLimits, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -105,6 +105,50 @@ export function eg_limited(stream, limit) {
   stream.eg_limit = limit;
   return stream;
 }
+// The client's end of a WebSocket whose upstream end is `upstream` (an accepted upgrade).
+// Without bounds the runtime joins the two itself; with an idle bound or a lifetime (ms, 0 for
+// none) messages are relayed here so they can be timed, and close codes pass both ways.
+export function eg_socket(upstream, packed, idle, lifetime) {
+  const h = headers(packed);
+  h.delete("upgrade");
+  h.delete("connection");
+  h.delete("sec-websocket-accept");
+  if (!idle && !lifetime) return new Response(null, { status: 101, webSocket: upstream, headers: h });
+  const [client, server] = Object.values(new WebSocketPair());
+  upstream.accept();
+  server.accept();
+  // Binary messages as bytes, which send() takes back (a Blob it would send as text).
+  upstream.binaryType = server.binaryType = "arraybuffer";
+  let idleTimer, lifeTimer;
+  const end = (code, reason) => {
+    clearTimeout(idleTimer);
+    clearTimeout(lifeTimer);
+    for (const socket of [server, upstream]) try { socket.close(code, reason); } catch {}
+  };
+  const touch = () => {
+    if (!idle) return;
+    clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => end(1001, "idle timeout"), idle);
+  };
+  touch();
+  if (lifetime) lifeTimer = setTimeout(() => end(1001, "maximum lifetime"), lifetime);
+  const relay = (from, to) => {
+    from.addEventListener("message", (event) => {
+      touch();
+      try { to.send(event.data); } catch { end(1011, "relay failed"); }
+    });
+    // 1005 (no code) and 1006 (abnormal) cannot be sent: the other side gets a plain close.
+    from.addEventListener("close", (event) => {
+      clearTimeout(idleTimer);
+      clearTimeout(lifeTimer);
+      try { event.code === 1005 || event.code === 1006 ? to.close() : to.close(event.code, event.reason); } catch {}
+    });
+    from.addEventListener("error", () => end(1011, "socket error"));
+  };
+  relay(server, upstream);
+  relay(upstream, server);
+  return new Response(null, { status: 101, webSocket: client, headers: h });
+}
 // Marks a body for eg_fetch or eg_response to give up when it stalls for `idle` ms.
 export function eg_idle(stream, idle) {
   stream.eg_idle = idle;
@@ -125,6 +169,8 @@ extern "C" {
     ) -> js_sys::Promise;
     fn eg_limited(stream: web_sys::ReadableStream, limit: f64) -> web_sys::ReadableStream;
     fn eg_idle(stream: web_sys::ReadableStream, idle: f64) -> web_sys::ReadableStream;
+    #[wasm_bindgen::prelude::wasm_bindgen(catch)]
+    fn eg_socket(upstream: &JsValue, packed: &str, idle: f64, lifetime: f64) -> Result<web_sys::Response, JsValue>;
 }
 
 /// What `eg_fetch` rejects with when a limited body passed its limit.
@@ -199,7 +245,7 @@ fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
     for name in RUNTIME_HEADERS {
         headers.remove(name);
     }
-    let body = request.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
+    let body = request.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream::Bytes(stream)));
     let mut builder = Request::builder().method(method).uri(url);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
@@ -223,6 +269,16 @@ fn header_str(value: &HeaderValue) -> std::borrow::Cow<'_, str> {
 
 fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
     let (parts, body) = response.into_parts();
+    if let JsBody::Stream(JsStream::Socket(upstream)) = body {
+        let limits = parts.extensions.get::<SocketLimits>().copied().unwrap_or_default();
+        let millis = |bound: Option<Duration>| bound.map_or(0.0, |d| d.as_millis() as f64);
+        return Ok(eg_socket(
+            &upstream,
+            &pack_headers(&parts.headers),
+            millis(limits.idle),
+            millis(limits.max_lifetime),
+        )?);
+    }
     Ok(eg_response(parts.status.as_u16(), &pack_headers(&parts.headers), js_body(body))?)
 }
 
@@ -230,7 +286,8 @@ fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
 fn js_body(body: JsBody) -> JsValue {
     match body {
         JsBody::Empty => JsValue::UNDEFINED,
-        JsBody::Stream(JsStream(stream)) => stream.into(),
+        JsBody::Stream(JsStream::Bytes(stream)) => stream.into(),
+        JsBody::Stream(JsStream::Socket(socket)) => socket,
         JsBody::Bytes(bytes) => js_sys::Uint8Array::from(&bytes[..]).into(),
     }
 }
@@ -239,13 +296,24 @@ fn js_body(body: JsBody) -> JsValue {
 /// reads it, or bytes the gateway produced.
 pub type JsBody = StreamBody<JsStream>;
 
-/// A JS `ReadableStream` of bytes.
+/// What a Workers body streams: bytes, or, for an upstream's `101`, the upstream's WebSocket
+/// (which `eg_response` joins to the client's).
 #[derive(Debug)]
-pub struct JsStream(web_sys::ReadableStream);
+pub enum JsStream {
+    /// A JS `ReadableStream` of bytes.
+    Bytes(web_sys::ReadableStream),
+    /// The upstream end of an accepted WebSocket upgrade (`Response.webSocket`).
+    Socket(JsValue),
+}
 
 impl ByteStream for JsStream {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
-        let reader: web_sys::ReadableStreamDefaultReader = self.0.get_reader().unchecked_into();
+        let stream = match self {
+            Self::Bytes(stream) => stream,
+            // Messages are not a body.
+            Self::Socket(_) => return Ok(Bytes::new()),
+        };
+        let reader: web_sys::ReadableStreamDefaultReader = stream.get_reader().unchecked_into();
         let mut buffer = LimitedBuffer::new(limit);
         loop {
             let step = JsFuture::from(reader.read()).await.map_err(|_| BodyError::Read)?;
@@ -263,12 +331,19 @@ impl ByteStream for JsStream {
     }
 
     fn limited(self, limit: u64) -> Self {
-        // Exact up to 2^53 bytes.
-        Self(eg_limited(self.0, limit as f64))
+        match self {
+            // Exact up to 2^53 bytes.
+            Self::Bytes(stream) => Self::Bytes(eg_limited(stream, limit as f64)),
+            socket => socket,
+        }
     }
 
     fn idle_timeout(self, idle: Duration) -> Self {
-        Self(eg_idle(self.0, idle.as_millis() as f64))
+        match self {
+            Self::Bytes(stream) => Self::Bytes(eg_idle(stream, idle.as_millis() as f64)),
+            // A socket's idle bound travels in the response's `SocketLimits`.
+            socket => socket,
+        }
     }
 }
 
@@ -291,6 +366,7 @@ impl Drop for AbortOnDrop {
 }
 
 impl Fetch for Workers {
+    const WEBSOCKETS: bool = true;
     type Body = JsBody;
 
     async fn fetch(&self, request: Request<JsBody>) -> Result<Response<JsBody>, FetchError> {
@@ -319,7 +395,12 @@ impl Fetch for Workers {
 
 /// A JS response as `http` types; its body stays the JS stream.
 fn from_web_response(response: &web_sys::Response) -> Option<Response<JsBody>> {
-    let body = response.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream(stream)));
+    let socket = js_sys::Reflect::get(response, &JsValue::from_str("webSocket")).ok().filter(JsValue::is_object);
+    let body = match (socket, response.body()) {
+        (Some(socket), _) => JsBody::Stream(JsStream::Socket(socket)),
+        (None, Some(stream)) => JsBody::Stream(JsStream::Bytes(stream)),
+        (None, None) => JsBody::Empty,
+    };
     let head = eg_response_head(response);
     let mut lines = head.split('\n');
     let status = lines.next()?.parse::<u16>().ok()?;
