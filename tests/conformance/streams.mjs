@@ -267,5 +267,35 @@ export async function streamChecks(runtime, port, pids) {
   });
   runner.sent += 1;
 
+  // And downloads: a 1 GiB answer streams through without being held.
+  await check("a 1 GiB download streams through with the runtime's memory growing < 64 MB", async () => {
+    const rssKiB = () => pids.reduce((sum, pid) => sum + Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0), 0);
+    const before = rssKiB();
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB())), 20);
+    const started = Date.now();
+    const got = await new Promise((resolve) => {
+      const req = http.request({ host: "127.0.0.1", port, path: `/big/big?bytes=${1024 * MiB}`, agent: false }, (res) => {
+        let bytes = 0;
+        res.on("data", (c) => (bytes += c.length));
+        res.on("end", () => resolve({ status: res.statusCode, bytes, complete: res.complete }));
+        res.on("error", (error) => resolve({ error }));
+      });
+      req.on("error", (error) => resolve({ error }));
+      req.setTimeout(120_000, () => req.destroy(new Error("no progress within 120 s")));
+      req.end();
+    });
+    clearInterval(sampler);
+    peak = Math.max(peak, rssKiB());
+    const failures = [];
+    if (got.status !== 200 || !got.complete) failures.push(`status ${got.status ?? got.error?.message}, complete ${got.complete}`);
+    if (got.bytes !== 1024 * MiB) failures.push(`${got.bytes} bytes arrived`);
+    const grewMB = ((peak - before) * 1024) / 1e6;
+    console.log(`  ${runtime}: 1 GiB download in ${Date.now() - started} ms, runtime RSS peak +${grewMB.toFixed(1)} MB`);
+    if (grewMB >= 64) failures.push(`the runtime's RSS grew by ${grewMB.toFixed(1)} MB`);
+    return failures;
+  });
+  runner.sent += 1;
+
   return { results: runner.results, sent: runner.sent };
 }

@@ -169,6 +169,15 @@ async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), PumpError> {
         SpinBody::Bytes(bytes) => sink.write(&bytes).await.map_err(|_| PumpError::Sink)?,
         SpinBody::Stream(stream) => {
             let limit = stream.limit.unwrap_or(u64::MAX);
+            let idle = stream.idle;
+            let stream = match stream.into_spliceable() {
+                Ok(source) => {
+                    sink.splice_from(&source, limit, idle).await?;
+                    source.finish();
+                    return sink.finish().map_err(|_| PumpError::Sink);
+                }
+                Err(stream) => stream,
+            };
             let mut sent = 0u64;
             let mut chunks = stream.chunks();
             while let Some(chunk) = chunks.next().await {
@@ -237,12 +246,90 @@ impl BodyWriter {
         .await
     }
 
+    /// Moves `source` into this body inside the host (wasi `splice`: the bytes never enter the
+    /// component's memory), counting them against `limit` and giving up when the source sends
+    /// nothing for `idle`. Waiting for the receiver does not count as the source idling.
+    async fn splice_from(&mut self, source: &Spliceable, limit: u64, idle: Option<Duration>) -> Result<(), PumpError> {
+        let output = self.stream.as_ref().ok_or(PumpError::Sink)?;
+        let mut sent = 0u64;
+        loop {
+            let permitted = output.check_write().map_err(|_| PumpError::Sink)?;
+            if permitted == 0 {
+                ready(|| output.subscribe()).await;
+                continue;
+            }
+            // One byte past the limit is enough to know it was passed.
+            let wanted = permitted.min(SPLICE_SIZE).min(limit.saturating_sub(sent).saturating_add(1));
+            match output.splice(&source.input, wanted) {
+                Ok(0) => {
+                    let arrived = ready(|| source.input.subscribe());
+                    match idle {
+                        None => arrived.await,
+                        Some(idle) => {
+                            let stalled = std::pin::pin!(sleep(idle));
+                            if let futures::future::Either::Right(_) =
+                                futures::future::select(std::pin::pin!(arrived), stalled).await
+                            {
+                                return Err(PumpError::Stalled);
+                            }
+                        }
+                    }
+                }
+                Ok(moved) => {
+                    sent = sent.saturating_add(moved);
+                    if sent > limit {
+                        return Err(PumpError::TooLarge);
+                    }
+                }
+                // The source's end (check-write above has vouched for the sink).
+                Err(StreamError::Closed) => return Ok(()),
+                Err(StreamError::LastOperationFailed(_)) => return Err(PumpError::Source),
+            }
+        }
+    }
+
     /// Ends the body cleanly (the terminating chunk, or the Content-Length reached).
     fn finish(mut self) -> Result<(), ErrorCode> {
         drop(self.stream.take());
         match self.body.take() {
             Some(body) => OutgoingBody::finish(body, None),
             None => Ok(()),
+        }
+    }
+}
+
+/// The most one splice moves.
+const SPLICE_SIZE: u64 = 64 * 1024;
+
+/// Resolves once the pollable `subscribe` makes is ready.
+async fn ready(subscribe: impl Fn() -> wasi::io::poll::Pollable) {
+    let mut registration: Option<spin_executor::CancelOnDropToken> = None;
+    std::future::poll_fn(|cx| {
+        let pollable = subscribe();
+        if pollable.ready() {
+            return Poll::Ready(());
+        }
+        registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
+        Poll::Pending
+    })
+    .await;
+}
+
+/// An incoming body's raw wasi stream, for [`BodyWriter::splice_from`].
+struct Spliceable {
+    // Dropped in this order: the stream is a child resource of the body, the body of the
+    // request or response it came with (dropping an upstream's response cancels the request).
+    input: wasi::io::streams::InputStream,
+    body: Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>,
+    _owner: Source,
+}
+
+impl Spliceable {
+    /// Done with the body: its trailers are not read.
+    fn finish(mut self) {
+        if let Some(body) = self.body.take() {
+            drop(self.input);
+            let _ = spin_sdk::wit::wasi::http0_2_0::types::IncomingBody::finish(body);
         }
     }
 }
@@ -354,6 +441,27 @@ impl SpinStream {
     }
 }
 
+impl SpinStream {
+    /// The raw wasi stream of a body nobody has started reading, else the stream as it was.
+    fn into_spliceable(self) -> Result<Spliceable, Self> {
+        let body = match &self.source {
+            Source::Request(request) => request.consume(),
+            Source::Response(response) => response.consume(),
+            Source::Started(_) => return Err(self),
+        };
+        // A body that cannot be opened is a broken one, never an empty one.
+        let broken = |stream: Self| Self {
+            source: Source::Started(futures::stream::iter([Err(ChunkError::Read)]).boxed_local()),
+            ..stream
+        };
+        let Ok(body) = body else { return Err(broken(self)) };
+        match body.stream() {
+            Ok(input) => Ok(Spliceable { input, body: Some(body), _owner: self.source }),
+            Err(()) => Err(broken(self)),
+        }
+    }
+}
+
 impl ByteStream for SpinStream {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
         let mut buffer = LimitedBuffer::new(limit);
@@ -445,7 +553,15 @@ impl Fetch for SpinPlatform {
         outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| invalid("authority"))?;
         outgoing.set_path_with_query(parts.uri.path_and_query().map(|p| p.as_str())).map_err(|()| invalid("path"))?;
 
+        // A declared length says there is a body: it is spliced as it is. Without one, the first
+        // chunk tells (wasi cannot tell an absent body from an empty one).
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > 0);
         let body = match body {
+            SpinBody::Stream(stream) if declared => SpinBody::Stream(stream),
             SpinBody::Stream(stream) => match stream.settle().await {
                 Ok(body) => body,
                 Err(ChunkError::Stalled) => return Err(FetchError::BodyStalled),
