@@ -133,5 +133,25 @@ export async function socketChecks(runtime, port, sendTo) {
     return failures;
   });
 
+  await check("a busy WebSocket is closed (1001 maximum lifetime) after the route's websocket.max_lifetime_ms", async () => {
+    const opened = await connect("/wsb/echo-socket?id=brief");
+    if (!opened.socket) return [`not opened: ${JSON.stringify(opened.refused ?? opened.error?.message)}`];
+    let echoed = 0;
+    opened.socket.on("message", () => echoed++);
+    const talk = setInterval(() => opened.socket.readyState === WebSocket.OPEN && opened.socket.send("busy"), 200);
+    const closed = await Promise.race([opened.closed, new Promise((r) => setTimeout(() => r(null), 6_000))]);
+    clearInterval(talk);
+    if (!closed) {
+      opened.socket.terminate();
+      return ["still open after 6 s (lifetime 1200 ms)"];
+    }
+    const after = closed.at - opened.openedAt;
+    const failures = [];
+    if (closed.code !== 1001 || closed.reason !== "maximum lifetime") failures.push(`closed ${closed.code} "${closed.reason}"`);
+    if (after < 900 || after > 4000) failures.push(`closed ${after} ms after opening (lifetime 1200 ms)`);
+    if (echoed < 3) failures.push(`only ${echoed} echoes while it was open: it was not busy`);
+    return failures;
+  });
+
   return { results: runner.results, sent: runner.sent };
 }
