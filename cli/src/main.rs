@@ -1,7 +1,8 @@
 //! `edgegate`: check a routes file, print its JSON Schema, keep spin.toml in step, explain a
-//! request.
+//! request, turn an OpenAPI description into routes and the routes into one.
 
 mod explain;
+mod openapi;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,7 +22,22 @@ commands:
   spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams
   explain METHOD URL [options]
                     run one request through the gateway without network and print the route,
-                    what the upstream gets and what the client gets (explain --help)";
+                    what the upstream gets and what the client gets (explain --help)
+  openapi import SPEC [--upstream NAME] [--upstream-url URL] [--prefix /api] [-o FILE]
+                    an OpenAPI 3.0/3.1 description (JSON or YAML) as a routes file
+  openapi export [--routes FILE]
+                    the gateway's public surface as an OpenAPI 3.1 document, on stdout";
+
+const OPENAPI_USAGE: &str = "usage:
+  edgegate openapi import SPEC [--upstream NAME] [--upstream-url URL] [--prefix /api] [-o FILE]
+      Paths and methods become routes, JSON request schemas validate_body (keywords the
+      gateway does not check are listed with their JSON pointer), security schemes auth stubs
+      to complete, servers[0] (variables at their defaults) the upstream. Writes the routes
+      file to FILE (default: stdout); warnings and what to fill in go to stderr.
+  edgegate openapi export [--routes FILE]
+      Prints the OpenAPI 3.1 document of the routes file (default: $GATEWAY_ROUTES or
+      routes.json): paths, methods and parameters, security from auth, request schemas from
+      validate_body, and the problem+json answers the gateway gives itself.";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -116,9 +132,109 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Some("openapi") => openapi_command(args.get(1..).unwrap_or_default(), &file(None)),
         _ => {
             eprintln!("{USAGE}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// The value after `flag` in `args`, and whether the flag was there without one.
+fn flag_value<'a>(args: &'a [String], flag: &str) -> Result<Option<&'a String>, String> {
+    match args.iter().position(|a| a == flag) {
+        None => Ok(None),
+        Some(i) => args.get(i + 1).map(Some).ok_or_else(|| format!("{flag} needs a value")),
+    }
+}
+
+fn openapi_command(args: &[String], default_routes: &std::path::Path) -> ExitCode {
+    if args.is_empty() || args.iter().any(|a| a == "--help" || a == "-h") {
+        println!("{OPENAPI_USAGE}");
+        return if args.is_empty() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+    }
+    let usage = |error: String| {
+        eprintln!("edgegate openapi: {error}\n\n{OPENAPI_USAGE}");
+        ExitCode::from(2)
+    };
+    match args.first().map(String::as_str) {
+        Some("export") => {
+            let path = match flag_value(args, "--routes") {
+                Ok(path) => path.map_or_else(|| default_routes.to_path_buf(), PathBuf::from),
+                Err(error) => return usage(error),
+            };
+            let text = match load(&path) {
+                Ok((text, _)) => text,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match serde_json::from_str::<gateway_core::config::RoutesFile>(&text) {
+                Ok(file) => {
+                    let document = gateway_core::config::openapi::export(&file);
+                    println!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("{}: {error}", path.display());
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Some("import") => {
+            let Some(spec) = args.get(1).filter(|a| !a.starts_with('-')) else {
+                return usage("import needs the description's file".into());
+            };
+            let options = match (
+                flag_value(args, "--upstream"),
+                flag_value(args, "--upstream-url"),
+                flag_value(args, "--prefix"),
+                flag_value(args, "-o"),
+            ) {
+                (Ok(upstream), Ok(upstream_url), Ok(prefix), Ok(output)) => (
+                    openapi::ImportOptions {
+                        upstream: upstream.cloned(),
+                        upstream_url: upstream_url.cloned(),
+                        prefix: prefix.cloned(),
+                    },
+                    output,
+                ),
+                (Err(e), ..) | (_, Err(e), ..) | (_, _, Err(e), _) | (.., Err(e)) => return usage(e),
+            };
+            let text = match std::fs::read_to_string(spec) {
+                Ok(text) => text,
+                Err(error) => {
+                    eprintln!("{spec}: cannot read: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let imported = match openapi::import(&text, &options.0) {
+                Ok(imported) => imported,
+                Err(error) => {
+                    eprintln!("{spec}: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for warning in &imported.warnings {
+                eprintln!("warning: {warning}");
+            }
+            for item in &imported.to_fill_in {
+                eprintln!("fill in: {item}");
+            }
+            match options.1 {
+                Some(output) => {
+                    if let Err(error) = std::fs::write(output, &imported.routes) {
+                        eprintln!("{output}: {error}");
+                        return ExitCode::FAILURE;
+                    }
+                    eprintln!("{output}: written; `edgegate check --routes-only {output}` passes");
+                }
+                None => print!("{}", imported.routes),
+            }
+            ExitCode::SUCCESS
+        }
+        Some(other) => usage(format!("unknown subcommand {other}")),
+        None => usage("import or export?".into()),
     }
 }

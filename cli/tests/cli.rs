@@ -162,3 +162,104 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     assert_eq!(code, 0);
     assert!(stdout.starts_with("usage: edgegate explain"));
 }
+
+/// `openapi import`: paths and methods become routes under the prefix, `$ref`'d request schemas
+/// are inlined into `validate_body` (3.0's `nullable` and boolean `exclusiveMinimum` in their
+/// 3.1 form), every keyword the gateway does not check is named with its JSON pointer, security
+/// becomes auth (scopes, optional), what to fill in is listed, and the file passes `check`.
+#[test]
+fn openapi_import_builds_routes_that_check_and_says_what_it_left_out() {
+    let dir = std::env::temp_dir().join(format!("edgegate-openapi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("shop.routes.json");
+    let (code, _, stderr) = edgegate_status(&[
+        "openapi",
+        "import",
+        "cli/tests/fixtures/openapi/shop.yaml",
+        "--prefix",
+        "/shop",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let routes: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(
+        routes["upstreams"]["api"]["url"], "https://eu.shop.example.com/v2",
+        "server variables at their defaults"
+    );
+    let ids: Vec<&str> = routes["routes"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["listProducts", "createProduct", "getProduct", "deleteProduct", "get-health"]);
+    let create = &routes["routes"][1];
+    assert_eq!(create["match"], serde_json::json!({"path": "/shop/products", "methods": ["POST"]}));
+    assert_eq!(create["strip_prefix"], "/shop");
+    assert_eq!(create["auth"], serde_json::json!({"any_of": ["bearer"], "scopes": {"all_of": ["products:write"]}}));
+    let body = &create["validate_body"];
+    assert_eq!(body["properties"]["dimensions"]["properties"]["unit"]["enum"], serde_json::json!(["cm", "in"]));
+    assert_eq!(body["properties"]["description"]["type"], serde_json::json!(["string", "null"]));
+    assert_eq!(body["properties"]["price"], serde_json::json!({"type": "number", "exclusiveMinimum": 0}));
+    assert!(body["properties"]["sku"].get("pattern").is_none());
+    assert_eq!(routes["routes"][4].get("auth"), None, "`security: []` is public");
+    assert_eq!(routes["routes"][0]["auth"]["any_of"], serde_json::json!(["bearer", "partnerKey"]));
+    for expected in [
+        "warning: #/components/schemas/NewProduct/properties/sku/pattern: `pattern` is not checked",
+        "warning: #/components/schemas/NewProduct/properties/tags/items/format: `format` is not checked",
+        "warning: #/paths/~1files~1{name}.json: a parameter inside a path segment",
+        "fill in: auth.jwt.bearer",
+        "fill in: auth.api_keys.partnerKey",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    let (ok, stdout, stderr) = edgegate(&["check", "--routes-only", out.to_str().unwrap()]);
+    assert!(ok && stdout.contains("ok (5 routes)"), "{stdout}{stderr}");
+
+    // Fail closed: an operation whose only schemes cannot be checked is left out, not made public.
+    let (code, stdout, stderr) = edgegate_status(&[
+        "openapi",
+        "import",
+        "cli/tests/fixtures/openapi/ledger.json",
+        "--upstream-url",
+        "http://127.0.0.1:9000",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let ledger: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let methods: Vec<String> =
+        ledger["routes"].as_array().unwrap().iter().map(|r| r["match"]["methods"][0].to_string()).collect();
+    assert_eq!(methods, ["\"POST\"", "\"GET\""]);
+    assert!(stderr.contains("the operation is left out rather than published without them"), "{stderr}");
+    assert!(
+        stderr.contains("the recursive reference #/components/schemas/Account is accepted as any value"),
+        "{stderr}"
+    );
+    assert_eq!(ledger["routes"][1]["auth"], serde_json::json!({"any_of": ["queryKey"], "optional": true}));
+
+    let (code, _, stderr) = edgegate_status(&["openapi", "import", "cli/tests/fixtures/openapi/ledger.json"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("give the upstream with --upstream-url"), "{stderr}");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `openapi export`: the gateway's surface as OpenAPI 3.1 (the independent validator runs in
+/// scripts/test: tests/openapi/validate.mjs).
+#[test]
+fn openapi_export_describes_routes_security_bodies_and_the_gateways_own_answers() {
+    let (ok, stdout, stderr) = edgegate(&["openapi", "export", "--routes", "tests/conformance/routes.json"]);
+    assert!(ok, "{stderr}");
+    let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let files = &document["paths"]["/files/{path}"]["get"];
+    assert_eq!(files["parameters"][0]["name"], "path", "{{*path}} is a described parameter");
+    let admin = &document["paths"]["/auth/admin"]["get"];
+    assert_eq!(admin["security"], serde_json::json!([{"idp": ["orders:read", "orders:write"]}]));
+    assert_eq!(admin["responses"]["401"]["$ref"], "#/components/responses/Unauthorized");
+    assert_eq!(admin["responses"]["403"]["$ref"], "#/components/responses/Forbidden");
+    assert_eq!(
+        document["components"]["securitySchemes"]["link"],
+        serde_json::json!({"type": "apiKey", "in": "query", "name": "access_token", "description": "A JWT from https://hmac.test."})
+    );
+    let limited = &document["paths"]["/rl/user"]["get"]["responses"]["429"];
+    assert_eq!(limited["$ref"], "#/components/responses/RateLimited");
+    assert!(document["components"]["responses"]["RateLimited"]["headers"]["Retry-After"].is_object());
+    let (code, _, _) =
+        edgegate_status(&["openapi", "export", "--routes", "gateway-core/tests/fixtures/invalid/typo-upstream.json"]);
+    assert_eq!(code, 1, "a file that does not compile has no document");
+}

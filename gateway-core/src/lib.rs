@@ -71,6 +71,8 @@ pub struct Gateway {
     /// Merge duplicate slashes before routing.
     merge_slashes: bool,
     access_log: log::AccessLogMode,
+    /// `openapi.path` and the document served there.
+    openapi: Option<(Box<str>, bytes::Bytes)>,
     /// A digest of the routes file this gateway was compiled from (`None` when it was compiled
     /// from a parsed file): what the gateway keeps in the shared store is only ever read back
     /// by a gateway compiled from the same file.

@@ -178,6 +178,17 @@ async fn route_and_forward<P: Platform>(
     };
     let path = parts.uri.path();
     let host = original_authority(parts).map(host_without_port);
+    if let Some((_, document)) = gateway.openapi.as_ref().filter(|(at, _)| **at == *path) {
+        if parts.method == Method::GET || parts.method == Method::HEAD {
+            let body =
+                if parts.method == Method::GET { P::Body::from_bytes(document.clone()) } else { P::Body::empty() };
+            let mut response = Response::new(body);
+            let headers = response.headers_mut();
+            headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/vnd.oai.openapi+json"));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(document.len()));
+            return Outcome::local(response, None, gateway.default_cors);
+        }
+    }
 
     // A CORS preflight is matched as the request it announces.
     let preflight = match (&parts.method, parts.headers.get(ORIGIN), parts.headers.get(ACCESS_CONTROL_REQUEST_METHOD)) {

@@ -13,6 +13,12 @@ const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 const INCOMING_TRACE = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 export const scenarios = [
+  {
+    name: "the gateway's OpenAPI document is served from the edge at openapi.path, ahead of the routes",
+    request: { method: "GET", path: "/openapi.json" },
+    expect: { status: 200, headers: { "content-type": "application/vnd.oai.openapi+json" }, json: { openapi: "3.1.0", info: { title: "edgegate conformance" } } },
+    upstream: null,
+  },
   // Routing and forwarding
   {
     name: "exact path forwards unchanged, with a generated request id and Server-Timing",

@@ -513,7 +513,20 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     auth.requirements = requirements.into();
 
     let router = Router::build(&routes, &templates, &mut c.errors);
+    let openapi_path = file.openapi.as_ref().and_then(|openapi| {
+        let literal = openapi.path.starts_with('/') && !openapi.path.contains(['{', '}', '?', '#', '%']);
+        if !literal {
+            c.error(Kind::InvalidValue, "openapi.path", format!("\"{}\" is not a literal path", openapi.path)).hint =
+                Some("write a path such as /openapi.json".into());
+        }
+        literal.then_some(openapi.path.as_str())
+    });
     if c.errors.is_empty() {
+        // Built once, here: serving it costs a comparison per request.
+        let openapi = openapi_path.map(|path| {
+            let document = serde_json::to_vec(&super::openapi::export(file)).unwrap_or_default();
+            (Box::<str>::from(path), bytes::Bytes::from(document))
+        });
         Ok(Gateway {
             identity_headers: auth.forwarded_header_names(),
             router,
@@ -537,6 +550,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
             merge_slashes: defaults.merge_slashes.unwrap_or(true),
             access_log,
+            openapi,
             fingerprint: None,
         })
     } else {

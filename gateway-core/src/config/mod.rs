@@ -5,6 +5,7 @@ mod auth;
 mod compile;
 mod error;
 mod model;
+pub mod openapi;
 mod ratelimit;
 mod transform;
 

@@ -29,6 +29,24 @@ pub struct RoutesFile {
     pub upstreams: BTreeMap<String, Upstream>,
     /// The routes, tried by the documented priority (not by their order, except as the last tie-break).
     pub routes: Vec<Route>,
+    /// Serve the gateway's OpenAPI 3.1 document (what `edgegate openapi export` prints) from
+    /// the edge, built once when the file is compiled.
+    #[serde(default)]
+    pub openapi: Option<OpenApi>,
+}
+
+/// The OpenAPI document served from the edge.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OpenApi {
+    /// The literal path it is served at to GET and HEAD (e.g. `/openapi.json`), ahead of the routes.
+    pub path: String,
+    /// `info.title` (default `edgegate`).
+    #[serde(default)]
+    pub title: Option<String>,
+    /// `info.version` (default the routes file's `version`).
+    #[serde(default)]
+    pub version: Option<String>,
 }
 
 /// Gateway-wide settings.
