@@ -157,8 +157,20 @@ pub fn embed_for_build() -> Result<(PathBuf, Gateway), String> {
     println!("cargo:rerun-if-env-changed={ROUTES_ENV}");
     println!("cargo:rerun-if-changed={}", path.display());
     let (text, gateway) = load(&path)?;
+    // The OpenAPI document `openapi.path` serves, made here once (empty when not asked for).
+    let document = match gateway.openapi_path() {
+        Some(_) => openapi_document(&text)?,
+        None => Vec::new(),
+    };
+    std::fs::write(out_dir.join("openapi.json"), document).map_err(|e| e.to_string())?;
     std::fs::write(out_dir.join("routes.json"), text).map_err(|e| e.to_string())?;
     Ok((root, gateway))
+}
+
+/// The OpenAPI document of a routes file that compiles, compact.
+pub fn openapi_document(text: &str) -> Result<Vec<u8>, String> {
+    let file: gateway_core::config::RoutesFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    serde_json::to_vec(&gateway_core::config::openapi::export(&file)).map_err(|e| e.to_string())
 }
 
 /// Ends a build script with the error list when the routes file is invalid.

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use edgegate_cli::{
-    check_spin_manifest, load, repo_root, routes_path, spin_manifest_path, sync_spin_manifest, ROUTES_ENV,
-    SPIN_MANIFEST_ENV,
+    check_spin_manifest, load, openapi_document, repo_root, routes_path, spin_manifest_path, sync_spin_manifest,
+    ROUTES_ENV, SPIN_MANIFEST_ENV,
 };
 
 const USAGE: &str = "usage: edgegate <command> [routes-file]
@@ -107,7 +107,11 @@ fn main() -> ExitCode {
             };
             let path = ask.routes.as_ref().map_or_else(|| file(None), PathBuf::from);
             let gateway = match load(&path) {
-                Ok((_, gateway)) => gateway,
+                // As the builds embed it: the document openapi.path serves.
+                Ok((text, gateway)) => match gateway.openapi_path() {
+                    Some(_) => gateway.with_openapi_document(openapi_document(&text).unwrap_or_default().into()),
+                    None => gateway,
+                },
                 Err(errors) => {
                     eprintln!("{errors}");
                     return ExitCode::from(2);

@@ -71,7 +71,8 @@ pub struct Gateway {
     /// Merge duplicate slashes before routing.
     merge_slashes: bool,
     access_log: log::AccessLogMode,
-    /// `openapi.path` and the document served there.
+    /// `openapi.path` and the document served there (empty until
+    /// [`Gateway::with_openapi_document`] hands it over: the path then answers 404 as usual).
     openapi: Option<(Box<str>, bytes::Bytes)>,
     /// A digest of the routes file this gateway was compiled from (`None` when it was compiled
     /// from a parsed file): what the gateway keeps in the shared store is only ever read back
@@ -184,6 +185,33 @@ impl Gateway {
             .filter(|p| matches!(p.backend, ratelimit::Backend::CloudflareBinding { .. }))
             .map(|p| &*p.name)
             .collect()
+    }
+
+    /// The gateway serving `document` at the routes file's `openapi.path` (when it sets one):
+    /// the text [`config::openapi::export`] makes, which the adapters' build scripts write next to
+    /// the embedded routes file, so no request and no instance builds it.
+    ///
+    /// ```
+    /// # use gateway_core::Gateway;
+    /// let text = r#"{"version": 1, "upstreams": {"a": {"url": "http://a.internal"}},
+    ///   "routes": [{"id": "r", "match": {"path": "/r"}, "upstream": "a"}],
+    ///   "openapi": {"path": "/openapi.json"}}"#;
+    /// let file: gateway_core::config::RoutesFile = serde_json::from_str(text).unwrap();
+    /// let document = serde_json::to_vec(&gateway_core::config::openapi::export(&file)).unwrap();
+    /// let gateway = Gateway::from_json(text).unwrap().with_openapi_document(document.into());
+    /// assert_eq!(gateway.openapi_path(), Some("/openapi.json"));
+    /// ```
+    #[must_use]
+    pub fn with_openapi_document(mut self, document: bytes::Bytes) -> Self {
+        if let Some((_, served)) = &mut self.openapi {
+            *served = document;
+        }
+        self
+    }
+
+    /// Where the routes file asks for its OpenAPI document to be served.
+    pub fn openapi_path(&self) -> Option<&str> {
+        self.openapi.as_ref().map(|(path, _)| &**path)
     }
 
     /// Routes that declare `websocket` (a lifetime for their sockets): the Spin build warns

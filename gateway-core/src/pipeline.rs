@@ -178,7 +178,8 @@ async fn route_and_forward<P: Platform>(
     };
     let path = parts.uri.path();
     let host = original_authority(parts).map(host_without_port);
-    if let Some((_, document)) = gateway.openapi.as_ref().filter(|(at, _)| **at == *path) {
+    if let Some((_, document)) = gateway.openapi.as_ref().filter(|(at, document)| **at == *path && !document.is_empty())
+    {
         if parts.method == Method::GET || parts.method == Method::HEAD {
             let body =
                 if parts.method == Method::GET { P::Body::from_bytes(document.clone()) } else { P::Body::empty() };

@@ -522,11 +522,10 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
         literal.then_some(openapi.path.as_str())
     });
     if c.errors.is_empty() {
-        // Built once, here: serving it costs a comparison per request.
-        let openapi = openapi_path.map(|path| {
-            let document = serde_json::to_vec(&super::openapi::export(file)).unwrap_or_default();
-            (Box::<str>::from(path), bytes::Bytes::from(document))
-        });
+        // The document itself is made at build time (the adapters' build scripts) and handed
+        // over with `Gateway::with_openapi_document`: building it here would cost every Spin
+        // component its JSON tree in the pre-initialized memory.
+        let openapi = openapi_path.map(|path| (Box::<str>::from(path), bytes::Bytes::new()));
         Ok(Gateway {
             identity_headers: auth.forwarded_header_names(),
             router,

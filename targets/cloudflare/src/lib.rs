@@ -202,6 +202,8 @@ fn pack_headers(map: &HeaderMap) -> String {
 }
 
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+/// The OpenAPI document `openapi.path` serves, made by the build script (empty if none).
+const OPENAPI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// The optional KV namespace binding that shares JWKS documents between isolates and holds
 /// API-key consumers.
@@ -211,7 +213,10 @@ const KV_BINDING: &str = "EDGEGATE_KV";
 /// only reached if that guarantee is ever broken.
 fn gateway() -> Result<&'static Gateway, ()> {
     static GATEWAY: OnceLock<Option<Gateway>> = OnceLock::new();
-    GATEWAY.get_or_init(|| Gateway::from_json(ROUTES).ok()).as_ref().ok_or(())
+    GATEWAY
+        .get_or_init(|| Gateway::from_json(ROUTES).ok().map(|g| g.with_openapi_document(Bytes::from_static(OPENAPI))))
+        .as_ref()
+        .ok_or(())
 }
 
 #[event(fetch)]

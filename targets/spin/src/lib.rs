@@ -24,6 +24,8 @@ use spin_sdk::http_component;
 use wasi::io::streams::{OutputStream, StreamError};
 
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
+/// The OpenAPI document `openapi.path` serves, made by the build script (empty if none).
+const OPENAPI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
 
 /// Headers the Spin host adds to the incoming request.
 const RUNTIME_HEADER_PREFIX: &str = "spin-";
@@ -40,7 +42,12 @@ fn gateway() -> Option<&'static Gateway> {
         static GATEWAY: std::cell::OnceCell<Option<&'static Gateway>> = const { std::cell::OnceCell::new() };
     }
     // Leaked on purpose: the instance lives for one request, and the snapshot must hold it.
-    GATEWAY.with(|cell| *cell.get_or_init(|| Gateway::from_json(ROUTES).ok().map(|g| &*Box::leak(Box::new(g)))))
+    GATEWAY.with(|cell| {
+        *cell.get_or_init(|| {
+            let gateway = Gateway::from_json(ROUTES).ok()?.with_openapi_document(Bytes::from_static(OPENAPI));
+            Some(&*Box::leak(Box::new(gateway)))
+        })
+    })
 }
 
 mod preinit {
