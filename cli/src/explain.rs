@@ -123,6 +123,10 @@ pub fn parse(args: &[String], now: UnixMillis) -> Result<Ask, String> {
 pub struct Explained {
     /// The route's id and position in the file, or the problem the gateway answered instead.
     pub route: Result<(String, usize), String>,
+    /// On a 404 or 405: the routes that miss the request by one condition, and which.
+    pub near_misses: Vec<(String, usize, String)>,
+    /// The headers the client sent, to mark what the gateway added, changed and removed.
+    pub client_headers: Vec<(String, String)>,
     pub outbound: Vec<Recorded>,
     pub response: Recorded,
 }
@@ -149,11 +153,14 @@ impl Explained {
             }
             Err(problem) => {
                 let _ = writeln!(out, "route     none: {problem}");
+                for (id, index, reason) in &self.near_misses {
+                    let _ = writeln!(out, "          near {id} (routes[{index}]): {reason}");
+                }
             }
         }
         for (i, request) in self.outbound.iter().enumerate() {
-            let _ = writeln!(out, "outbound  #{} {}", i + 1, request.start);
-            write_message(&mut out, request);
+            let _ = writeln!(out, "outbound  #{} {}   (+ added, ~ changed, - removed)", i + 1, request.start);
+            write_marked(&mut out, request, &self.client_headers);
         }
         if self.outbound.is_empty() {
             let _ = writeln!(out, "outbound  none: the gateway answered itself");
@@ -174,7 +181,10 @@ impl Explained {
         serde_json::json!({
             "route": match &self.route {
                 Ok((id, index)) => serde_json::json!({"id": id, "index": index}),
-                Err(problem) => serde_json::json!({"none": problem}),
+                Err(problem) => serde_json::json!({
+                    "none": problem,
+                    "near_misses": self.near_misses.iter().map(|(id, index, reason)| serde_json::json!({"id": id, "index": index, "reason": reason})).collect::<Vec<_>>(),
+                }),
             },
             "outbound": self.outbound.iter().map(message).collect::<Vec<_>>(),
             "response": message(&self.response),
@@ -182,16 +192,47 @@ impl Explained {
     }
 }
 
-fn write_message(out: &mut String, message: &Recorded) {
+/// An outbound request's headers, each marked against what the client sent: `+` added by the
+/// gateway, `~` changed, none when passed as sent; then `-` for what the client sent and the
+/// upstream does not get.
+fn write_marked(out: &mut String, message: &Recorded, client: &[(String, String)]) {
     for (name, value) in &message.headers {
-        let _ = writeln!(out, "          {name}: {value}");
+        let sent: Vec<&str> = client.iter().filter(|(n, _)| n == name).map(|(_, v)| v.as_str()).collect();
+        let mark = if sent.is_empty() {
+            '+'
+        } else if sent.contains(&value.as_str()) {
+            ' '
+        } else {
+            '~'
+        };
+        let _ = writeln!(out, "        {mark} {name}: {value}");
     }
+    let mut removed: Vec<&str> = client
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| *n != "host" && !message.headers.iter().any(|(m, _)| m == n))
+        .collect();
+    removed.dedup();
+    for name in removed {
+        let _ = writeln!(out, "        - {name}");
+    }
+    write_body(out, message);
+}
+
+fn write_body(out: &mut String, message: &Recorded) {
     if !message.body.is_empty() {
         let text = String::from_utf8_lossy(&message.body);
         let shown: String = text.chars().take(2000).collect();
         let more = if text.chars().count() > 2000 { " …" } else { "" };
         let _ = writeln!(out, "          ({} bytes) {shown}{more}", message.body.len());
     }
+}
+
+fn write_message(out: &mut String, message: &Recorded) {
+    for (name, value) in &message.headers {
+        let _ = writeln!(out, "          {name}: {value}");
+    }
+    write_body(out, message);
 }
 
 /// Runs the request through the core.
@@ -210,13 +251,22 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
             request.headers_mut().entry(http::header::HOST).or_insert(host);
         }
     }
-    let route = gateway
-        .find_route(&ask.method, uri.host(), &ask.headers, uri.path())
-        .map(|id| (id.to_owned(), gateway.route_ids().position(|r| r == id).unwrap_or_default()))
-        .map_err(|kind| match kind {
+    let position = |id: &str| gateway.route_ids().position(|r| r == id).unwrap_or_default();
+    let found = gateway.find_route(&ask.method, uri.host(), &ask.headers, uri.path());
+    let near_misses = match found {
+        Ok(_) => Vec::new(),
+        Err(_) => gateway
+            .near_misses(&ask.method, uri.host(), &ask.headers, uri.path())
+            .into_iter()
+            .flat_map(|(id, reasons)| reasons.into_iter().map(move |reason| (id.to_owned(), position(id), reason)))
+            .collect(),
+    };
+    let route = found.map(|id| (id.to_owned(), gateway.route_ids().position(|r| r == id).unwrap_or_default())).map_err(
+        |kind| match kind {
             gateway_core::ProblemKind::MethodNotAllowed => "the path matches, the method does not (405)".to_owned(),
             _ => "no route matches (404)".to_owned(),
-        });
+        },
+    );
     let platform = Recorder::new(ask);
     let client = Client { ip: Some(ask.ip), https: uri.scheme_str() == Some("https") };
     let response = block_on(gateway_core::handle(gateway, &platform, request, &client));
@@ -228,6 +278,8 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
     };
     Ok(Explained {
         route,
+        near_misses,
+        client_headers: pairs(&ask.headers),
         outbound: platform.sent.into_inner(),
         response: Recorded { start: parts.status.to_string(), headers: pairs(&parts.headers), body },
     })

@@ -112,8 +112,19 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("route     users-get (routes[1])"), "{stdout}");
     assert!(stdout.contains("outbound  #1 GET http://127.0.0.1:8788/users/7?x=1"), "{stdout}");
-    assert!(stdout.contains("x-forwarded-for: 203.0.113.1") && !stdout.contains("6.6.6.6"), "{stdout}");
+    assert!(stdout.contains("~ x-forwarded-for: 203.0.113.1") && !stdout.contains("6.6.6.6"), "{stdout}");
+    assert!(stdout.contains("+ x-request-id: "), "what the gateway adds is marked: {stdout}");
     assert!(stdout.contains("response  200 OK"), "{stdout}");
+
+    // No route: the routes that miss the request by one condition, and which.
+    let (code, stdout, _) = edgegate_status(&["explain", "DELETE", "https://localhost:8787/api/users/7"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("near users-get (routes[1]): the method DELETE is not one of GET, HEAD"), "{stdout}");
+    let (_, stdout, _) = edgegate_status(&["explain", "GET", "https://localhost:8787/api/user/7"]);
+    assert!(
+        stdout.contains("near users-get (routes[1]): the path /api/user/7 does not fit /api/users/{id}"),
+        "{stdout}"
+    );
 
     // The gateway answers itself: no route, or a route whose auth refuses.
     let (code, stdout, _) = edgegate_status(&["explain", "GET", "https://localhost:8787/missing"]);

@@ -171,6 +171,32 @@ impl Gateway {
         }
     }
 
+    /// For a request no route takes (see [`Gateway::find_route`]): the routes that miss it by
+    /// one condition, in file order, each with its id and what it asks for instead. This is
+    /// what `edgegate explain` prints on a 404 or 405.
+    ///
+    /// ```
+    /// # use gateway_core::Gateway;
+    /// # use http::{HeaderMap, Method};
+    /// let gateway = Gateway::from_json(r#"{"version": 1, "upstreams": {"u": {"url": "http://u.internal"}},
+    ///   "routes": [{"id": "read", "match": {"path": "/users/{id}", "methods": ["GET"]}, "upstream": "u"}]}"#).unwrap();
+    /// let misses = gateway.near_misses(&Method::DELETE, None, &HeaderMap::new(), "/users/7");
+    /// assert_eq!(misses, [("read", vec!["the method DELETE is not one of GET".to_owned()])]);
+    /// ```
+    pub fn near_misses(
+        &self,
+        method: &http::Method,
+        host: Option<&str>,
+        headers: &http::HeaderMap,
+        path: &str,
+    ) -> Vec<(&str, Vec<String>)> {
+        self.router
+            .near_misses(&self.routes, method, host, headers, path)
+            .into_iter()
+            .filter_map(|(index, reasons)| Some((&*self.routes.get(index)?.id, reasons)))
+            .collect()
+    }
+
     /// The rules and persistence of the rate-limit policy `name`, for a limiter that decides
     /// from the routes file it was built with (the Workers Durable Object).
     pub fn rate_policy(&self, name: &str) -> Option<(&[ratelimit::decide::Rule], ratelimit::Persistence)> {

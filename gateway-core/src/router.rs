@@ -20,6 +20,8 @@ pub(crate) struct Router {
     paths: matchit::Router<usize>,
     /// Per path template, route indices in priority order.
     candidates: Box<[Box<[usize]>]>,
+    /// Each route's path template, by route index (for [`Router::near_misses`]).
+    templates: Box<[Box<str>]>,
 }
 
 /// The outcome of matching one request.
@@ -77,7 +79,65 @@ impl Router {
             report_shadowing(routes, &members, errors);
             candidates.push(members.into_boxed_slice());
         }
-        Self { paths, candidates: candidates.into() }
+        let mut by_route = vec![Box::<str>::from(""); routes.len()];
+        for (template, index) in templates {
+            if let Some(slot) = by_route.get_mut(*index) {
+                *slot = template.as_str().into();
+            }
+        }
+        Self { paths, candidates: candidates.into(), templates: by_route.into() }
+    }
+
+    /// For a request no route takes: each route that fails at most one of its conditions, and
+    /// what that condition asks for (the path first, then host, headers, method). Diagnostics
+    /// only (`edgegate explain`): it builds a matcher per route.
+    pub fn near_misses(
+        &self,
+        routes: &[CompiledRoute],
+        method: &Method,
+        host: Option<&str>,
+        headers: &HeaderMap,
+        path: &str,
+    ) -> Vec<(usize, Vec<String>)> {
+        let mut misses = Vec::new();
+        for (index, (route, template)) in routes.iter().zip(self.templates.iter()).enumerate() {
+            let mut reasons = Vec::new();
+            let mut single = matchit::Router::new();
+            if single.insert(&**template, ()).is_err() || single.at(path).is_err() {
+                reasons.push(format!("the path {path} does not fit {template}"));
+            }
+            if let Some(pattern) = &route.host {
+                if !host.is_some_and(|h| pattern.matches(h)) {
+                    let wanted = match pattern {
+                        HostPattern::Exact(exact) => exact.to_string(),
+                        HostPattern::Suffix(suffix) => format!("*{suffix}"),
+                    };
+                    reasons.push(format!("the host {} is not {wanted}", host.unwrap_or("(none)")));
+                }
+            }
+            for (name, value) in route.headers.iter() {
+                if !headers.get_all(name).iter().any(|v| v == value) {
+                    reasons.push(format!("the header {name} must be {}", String::from_utf8_lossy(value.as_bytes())));
+                }
+            }
+            if !route.accepts_method(method) {
+                let allowed: Vec<&str> = route.methods.iter().flatten().map(Method::as_str).collect();
+                reasons.push(format!("the method {method} is not one of {}", allowed.join(", ")));
+            }
+            if reasons.len() == 1 {
+                misses.push((index, reasons));
+            }
+        }
+        // A route that only misses on the path is worth naming when no route fits the path,
+        // and then only if it starts like the request (the same first segment).
+        let fits_some = misses.iter().any(|(_, reasons)| reasons.iter().all(|r| !r.starts_with("the path")));
+        let first = |p: &str| p.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+        let request_first = first(path);
+        misses.retain(|(i, reasons)| {
+            let path_only = reasons.iter().any(|r| r.starts_with("the path"));
+            !path_only || (!fits_some && self.templates.get(*i).is_some_and(|t| first(t) == request_first))
+        });
+        misses
     }
 
     /// Finds the route for a request. `path` is the raw (percent-encoded) path; `host` has no port.
