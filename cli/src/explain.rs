@@ -127,6 +127,8 @@ pub struct Explained {
     pub near_misses: Vec<(String, usize, String)>,
     /// The headers the client sent, to mark what the gateway added, changed and removed.
     pub client_headers: Vec<(String, String)>,
+    /// What the route asks and promises, as compiled (`Gateway::route_summary`).
+    pub summary: Vec<(&'static str, String)>,
     pub outbound: Vec<Recorded>,
     pub response: Recorded,
 }
@@ -150,6 +152,9 @@ impl Explained {
         match &self.route {
             Ok((id, index)) => {
                 let _ = writeln!(out, "route     {id} (routes[{index}])");
+                for (aspect, text) in &self.summary {
+                    let _ = writeln!(out, "          {aspect}: {text}");
+                }
             }
             Err(problem) => {
                 let _ = writeln!(out, "route     none: {problem}");
@@ -180,7 +185,11 @@ impl Explained {
         };
         serde_json::json!({
             "route": match &self.route {
-                Ok((id, index)) => serde_json::json!({"id": id, "index": index}),
+                Ok((id, index)) => serde_json::json!({
+                    "id": id,
+                    "index": index,
+                    "summary": self.summary.iter().map(|(aspect, text)| (aspect.to_string(), serde_json::Value::from(text.as_str()))).collect::<serde_json::Map<_, _>>(),
+                }),
                 Err(problem) => serde_json::json!({
                     "none": problem,
                     "near_misses": self.near_misses.iter().map(|(id, index, reason)| serde_json::json!({"id": id, "index": index, "reason": reason})).collect::<Vec<_>>(),
@@ -276,7 +285,9 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
         Body::Bytes(bytes) => bytes,
         Body::Stream(Memory(bytes, _)) => bytes,
     };
+    let summary = route.as_ref().ok().and_then(|(id, _)| gateway.route_summary(id)).unwrap_or_default();
     Ok(Explained {
+        summary,
         route,
         near_misses,
         client_headers: pairs(&ask.headers),

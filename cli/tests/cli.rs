@@ -111,6 +111,8 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     ]);
     assert_eq!(code, 0, "{stdout}");
     assert!(stdout.contains("route     users-get (routes[1])"), "{stdout}");
+    assert!(stdout.contains("auth: public") && stdout.contains("rate limits: none"), "{stdout}");
+    assert!(stdout.contains("timeouts: 10000 ms to the response head"), "the route's terms, as compiled: {stdout}");
     assert!(stdout.contains("outbound  #1 GET http://127.0.0.1:8788/users/7?x=1"), "{stdout}");
     assert!(stdout.contains("~ x-forwarded-for: 203.0.113.1") && !stdout.contains("6.6.6.6"), "{stdout}");
     assert!(stdout.contains("+ x-request-id: "), "what the gateway adds is marked: {stdout}");

@@ -197,6 +197,73 @@ impl Gateway {
             .collect()
     }
 
+    /// What the route `id` asks of a request and promises about it, one `(aspect, text)` line
+    /// each, as compiled: auth, rate limits, IP lists, body limit and validation, timeouts,
+    /// retries, cache. `edgegate explain` prints it under the route it took.
+    ///
+    /// ```
+    /// # use gateway_core::Gateway;
+    /// let gateway = Gateway::from_json(r#"{"version": 1, "upstreams": {"u": {"url": "http://u.internal"}},
+    ///   "routes": [{"id": "r", "match": {"path": "/r"}, "upstream": "u", "timeout_ms": 2000}]}"#).unwrap();
+    /// let summary = gateway.route_summary("r").unwrap();
+    /// assert!(summary.contains(&("auth", "public".to_owned())));
+    /// assert!(summary.contains(&("timeouts", "2000 ms to the response head; bodies may stall unbounded".to_owned())));
+    /// ```
+    pub fn route_summary(&self, id: &str) -> Option<Vec<(&'static str, String)>> {
+        let route = self.routes.iter().find(|r| &*r.id == id)?;
+        let mut lines = Vec::new();
+        let auth = match route.auth.and_then(|i| self.auth.requirements.get(i)) {
+            None => "public".to_owned(),
+            Some(requirement) => {
+                let names: Vec<&str> =
+                    requirement.schemes.iter().filter_map(|i| self.auth.schemes.get(*i)).map(|s| &*s.name).collect();
+                let mut text = format!("one of: {}", names.join(", "));
+                let set = |rule: &auth::policy::SetRule| match rule {
+                    auth::policy::SetRule::AnyOf(items) => format!("any of {}", items.join(", ")),
+                    auth::policy::SetRule::AllOf(items) => format!("all of {}", items.join(", ")),
+                };
+                if let Some(scopes) = &requirement.scopes {
+                    text.push_str(&format!("; scopes: {}", set(scopes)));
+                }
+                if let Some(roles) = &requirement.roles {
+                    text.push_str(&format!("; roles: {}", set(roles)));
+                }
+                if requirement.optional {
+                    text.push_str("; optional (anonymous requests pass)");
+                }
+                text
+            }
+        };
+        lines.push(("auth", auth));
+        let limits: Vec<&str> =
+            route.rate_limits.iter().filter_map(|i| self.rate_policies.get(*i)).map(|p| &*p.name).collect();
+        lines.push(("rate limits", if limits.is_empty() { "none".to_owned() } else { limits.join(", ") }));
+        if route.ip.is_some() {
+            lines.push(("ip", "allow/deny lists apply".to_owned()));
+        }
+        let validated = if route.validate.is_some() { "; the JSON body is validated" } else { "" };
+        lines.push(("body", format!("at most {} bytes{validated}", route.max_body_bytes)));
+        let idle = match route.idle_timeout {
+            Some(idle) => format!("a body may stall {} ms", idle.as_millis()),
+            None => "bodies may stall unbounded".to_owned(),
+        };
+        lines.push(("timeouts", format!("{} ms to the response head; {idle}", route.timeout.as_millis())));
+        if let Some(retry) = &route.retry {
+            lines.push((
+                "retries",
+                format!("up to {} attempts in all, backoff from {} ms", retry.attempts, retry.base_backoff_ms),
+            ));
+        }
+        if let Some(cache) = &route.cache {
+            let ttl = cache.ttl_s.map_or_else(|| "as long as the upstream allows".to_owned(), |ttl| format!("{ttl} s"));
+            lines.push(("cache", format!("GET answers kept at the edge {ttl}")));
+        }
+        if let Some(lifetime) = route.socket_lifetime {
+            lines.push(("websocket", format!("closed after {} ms", lifetime.as_millis())));
+        }
+        Some(lines)
+    }
+
     /// The rules and persistence of the rate-limit policy `name`, for a limiter that decides
     /// from the routes file it was built with (the Workers Durable Object).
     pub fn rate_policy(&self, name: &str) -> Option<(&[ratelimit::decide::Rule], ratelimit::Persistence)> {

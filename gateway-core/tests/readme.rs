@@ -42,12 +42,8 @@ fn as_file(value: Value) -> Option<Value> {
         let upstream = upstream.unwrap_or_else(|| "stub".to_owned());
         file["routes"] = json!([{"id": "stub", "match": {"path": "/stub"}, "upstream": upstream}]);
     }
-    let named: Vec<String> = file["routes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["upstream"].as_str().map(str::to_owned))
-        .collect();
+    let named: Vec<String> =
+        file["routes"].as_array().unwrap().iter().filter_map(|r| r["upstream"].as_str().map(str::to_owned)).collect();
     let upstreams = file["upstreams"].as_object_mut().unwrap();
     for name in named {
         upstreams.entry(name).or_insert_with(|| json!({"url": "http://stub.internal"}));

@@ -37,6 +37,8 @@ impl AuthPolicies {
 
 #[derive(Debug)]
 pub(crate) struct Scheme {
+    /// Its name in the routes file.
+    pub name: Box<str>,
     pub kind: SchemeKind,
 }
 

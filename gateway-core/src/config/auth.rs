@@ -29,7 +29,7 @@ pub(super) fn compile_schemes(c: &mut Compiler, schemes: &AuthSchemes) -> (AuthP
         check_scheme_name(c, &at, name);
         if let Some(kind) = compile_jwt(c, &at, scheme, &mut issuers) {
             names.insert(name.clone(), compiled.len());
-            compiled.push(Scheme { kind: SchemeKind::Jwt(kind) });
+            compiled.push(Scheme { name: name.as_str().into(), kind: SchemeKind::Jwt(kind) });
         }
     }
     for (name, scheme) in &schemes.api_keys {
@@ -42,7 +42,7 @@ pub(super) fn compile_schemes(c: &mut Compiler, schemes: &AuthSchemes) -> (AuthP
         }
         if let Some(kind) = compile_api_keys(c, &at, scheme) {
             names.insert(name.clone(), compiled.len());
-            compiled.push(Scheme { kind: SchemeKind::ApiKey(kind) });
+            compiled.push(Scheme { name: name.as_str().into(), kind: SchemeKind::ApiKey(kind) });
         }
     }
     policies.schemes = compiled.into();
