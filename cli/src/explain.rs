@@ -228,6 +228,29 @@ fn write_marked(out: &mut String, message: &Recorded, client: &[(String, String)
     write_body(out, message);
 }
 
+/// The human report with ANSI colour, for a terminal: section names bold, added headers green,
+/// changed yellow, removed red, near misses yellow.
+pub fn coloured(report: &str) -> String {
+    let mut out = String::with_capacity(report.len() + 256);
+    for line in report.lines() {
+        let paint = |code: &str| format!("\x1b[{code}m{line}\x1b[0m");
+        let painted = if line.starts_with("        + ") {
+            paint("32")
+        } else if line.starts_with("        ~ ") || line.starts_with("          near ") {
+            paint("33")
+        } else if line.starts_with("        - ") {
+            paint("31")
+        } else if let Some((head, rest)) = line.split_once(' ').filter(|(head, _)| !head.is_empty()) {
+            format!("\x1b[1m{head}\x1b[0m {rest}")
+        } else {
+            line.to_owned()
+        };
+        out.push_str(&painted);
+        out.push('\n');
+    }
+    out
+}
+
 fn write_body(out: &mut String, message: &Recorded) {
     if !message.body.is_empty() {
         let text = String::from_utf8_lossy(&message.body);
@@ -460,5 +483,20 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
             return output;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_marks_sections_and_header_changes() {
+        let report = "route     users-get (routes[1])\n        + x-request-id: 1\n        ~ x-forwarded-for: 1.2.3.4\n        - cookie\n          accept: */*\n";
+        let coloured = super::coloured(report);
+        let lines: Vec<&str> = coloured.lines().collect();
+        assert_eq!(lines[0], "\x1b[1mroute\x1b[0m     users-get (routes[1])");
+        assert_eq!(lines[1], "\x1b[32m        + x-request-id: 1\x1b[0m");
+        assert_eq!(lines[2], "\x1b[33m        ~ x-forwarded-for: 1.2.3.4\x1b[0m");
+        assert_eq!(lines[3], "\x1b[31m        - cookie\x1b[0m");
+        assert_eq!(lines[4], "          accept: */*", "an unchanged header stays plain");
     }
 }

@@ -122,7 +122,14 @@ fn main() -> ExitCode {
                     if ask.json {
                         println!("{}", explained.json());
                     } else {
-                        print!("{}", explained.human());
+                        use std::io::IsTerminal as _;
+                        let report = explained.human();
+                        // Colour for a person at a terminal; plain text for pipes and NO_COLOR.
+                        if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+                            print!("{}", explain::coloured(&report));
+                        } else {
+                            print!("{report}");
+                        }
                     }
                     if explained.reached_upstream() {
                         ExitCode::SUCCESS
