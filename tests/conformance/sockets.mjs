@@ -118,19 +118,27 @@ export async function socketChecks(runtime, port, sendTo) {
     return status === 403 && body.includes("cors-rejected") ? [] : [`${status} ${body}`];
   });
 
-  await check("an idle WebSocket is closed (1001 idle timeout) after the route's idle_timeout_ms", async () => {
-    const opened = await connect(`/ws/echo-socket?id=idle&access_token=${token}`);
-    if (!opened.socket) return [`not opened: ${JSON.stringify(opened.refused ?? opened.error?.message)}`];
+  /**
+   * Waits up to 6 s for the gateway to close an open socket, and checks it closed with 1001
+   * `reason` between `earliest` and 4000 ms after opening (`bound` names the route's setting).
+   */
+  const closedByGateway = async (opened, reason, earliest, bound) => {
     const closed = await Promise.race([opened.closed, new Promise((r) => setTimeout(() => r(null), 6_000))]);
     if (!closed) {
       opened.socket.terminate();
-      return ["still open after 6 s (idle bound 1500 ms)"];
+      return [`still open after 6 s (${bound})`];
     }
     const after = closed.at - opened.openedAt;
     const failures = [];
-    if (closed.code !== 1001 || closed.reason !== "idle timeout") failures.push(`closed ${closed.code} "${closed.reason}"`);
-    if (after < 1000 || after > 4000) failures.push(`closed ${after} ms after opening (idle bound 1500 ms)`);
+    if (closed.code !== 1001 || closed.reason !== reason) failures.push(`closed ${closed.code} "${closed.reason}"`);
+    if (after < earliest || after > 4000) failures.push(`closed ${after} ms after opening (${bound})`);
     return failures;
+  };
+
+  await check("an idle WebSocket is closed (1001 idle timeout) after the route's idle_timeout_ms", async () => {
+    const opened = await connect(`/ws/echo-socket?id=idle&access_token=${token}`);
+    if (!opened.socket) return [`not opened: ${JSON.stringify(opened.refused ?? opened.error?.message)}`];
+    return closedByGateway(opened, "idle timeout", 1000, "idle bound 1500 ms");
   });
 
   await check("a busy WebSocket is closed (1001 maximum lifetime) after the route's websocket.max_lifetime_ms", async () => {
@@ -139,16 +147,8 @@ export async function socketChecks(runtime, port, sendTo) {
     let echoed = 0;
     opened.socket.on("message", () => echoed++);
     const talk = setInterval(() => opened.socket.readyState === WebSocket.OPEN && opened.socket.send("busy"), 200);
-    const closed = await Promise.race([opened.closed, new Promise((r) => setTimeout(() => r(null), 6_000))]);
+    const failures = await closedByGateway(opened, "maximum lifetime", 900, "lifetime 1200 ms");
     clearInterval(talk);
-    if (!closed) {
-      opened.socket.terminate();
-      return ["still open after 6 s (lifetime 1200 ms)"];
-    }
-    const after = closed.at - opened.openedAt;
-    const failures = [];
-    if (closed.code !== 1001 || closed.reason !== "maximum lifetime") failures.push(`closed ${closed.code} "${closed.reason}"`);
-    if (after < 900 || after > 4000) failures.push(`closed ${after} ms after opening (lifetime 1200 ms)`);
     if (echoed < 3) failures.push(`only ${echoed} echoes while it was open: it was not busy`);
     return failures;
   });

@@ -10,6 +10,7 @@
 //! shared by all requests, and `fermyon:spin/variables@2.0.0`.
 
 mod kv;
+mod stub;
 mod variables;
 
 use std::collections::HashMap;
@@ -165,7 +166,12 @@ fn build_pre(engine: &Engine, component: &Component) -> anyhow::Result<ProxyPre<
     bindings::wasi::keyvalue::batch::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
     bindings::fermyon::spin::variables::add_to_linker::<State, HasSelf<State>>(&mut linker, |s| s)?;
 
-    let stubbed = stub_unimplemented_imports(&mut linker, engine, component)?;
+    // Spin hosts provide many interfaces this test host does not (sqlite, redis, mqtt, llm,
+    // postgres, mysql, the `fermyon:spin` key-value, wasi:config, ...); spin-sdk components may
+    // import some without using them, so they load and a call traps.
+    let stubbed = stub::trap_unprovided_imports(&mut linker, component, host_provides, |function| {
+        format!("spin-test-host does not implement `{function}`")
+    })?;
     if !stubbed.is_empty() {
         eprintln!("spin-test-host: warning: not implemented here, calls will trap: {}", stubbed.join(", "));
     }
@@ -197,48 +203,6 @@ fn host_provides(name: &str) -> bool {
 /// `0.2.0-rc-2023-11-10`).
 fn is_wasi_p2(version: &str) -> bool {
     version.starts_with("0.2.") && !version.contains('-')
-}
-
-/// Spin hosts provide many interfaces this test host does not (sqlite, redis,
-/// mqtt, llm, postgres, mysql, the `fermyon:spin` key-value, wasi:config, ...).
-/// spin-sdk components may import some of them without using them, so define
-/// every export of such an instance as a trap instead of refusing to load.
-/// Returns the names of the stubbed instances.
-fn stub_unimplemented_imports(
-    linker: &mut Linker<State>,
-    engine: &Engine,
-    component: &Component,
-) -> anyhow::Result<Vec<String>> {
-    use wasmtime::component::types::ComponentItem;
-    use wasmtime::component::ResourceType;
-
-    let mut stubbed = Vec::new();
-    let ty = component.component_type();
-    for (name, import) in ty.imports(engine) {
-        let ComponentItem::ComponentInstance(instance) = import.ty else {
-            continue;
-        };
-        if host_provides(name) {
-            continue;
-        }
-        let mut li = linker.instance(name)?;
-        for (export, item) in instance.exports(engine) {
-            match item.ty {
-                ComponentItem::ComponentFunc(_) => {
-                    let full = format!("{name}#{export}");
-                    li.func_new(export, move |_, _, _, _| {
-                        wasmtime::bail!("spin-test-host does not implement `{full}`")
-                    })?;
-                }
-                ComponentItem::Resource(_) => {
-                    li.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?;
-                }
-                _ => {}
-            }
-        }
-        stubbed.push(name.to_string());
-    }
-    Ok(stubbed)
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {

@@ -6,9 +6,11 @@
 //! During initialization the component may use WASI (randomness for hash maps); HTTP is linked
 //! only so the component instantiates, and every other import (key-value, variables) traps, so
 //! nothing the gateway does per request can run at build time.
+#[path = "stub.rs"]
+mod stub;
+
 use anyhow::Context as _;
-use wasmtime::component::types::ComponentItem;
-use wasmtime::component::{Component, Instance, Lift, Linker, ResourceTable, ResourceType, WasmList};
+use wasmtime::component::{Component, Instance, Lift, Linker, ResourceTable, WasmList};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -60,33 +62,6 @@ async fn main() -> anyhow::Result<()> {
 const LINKED: &[&str] =
     &["wasi:cli/", "wasi:clocks/", "wasi:random/", "wasi:io/", "wasi:filesystem/", "wasi:sockets/", "wasi:http/"];
 
-/// Links every other import (Spin's key-value store and variables) to a function that traps.
-/// (wasmtime's `define_unknown_imports_as_traps` would also shadow the linked WASI imports
-/// whose patch version differs from the linker's.)
-fn trap_non_wasi_imports(linker: &mut Linker<State>, component: &Component) -> wasmtime::Result<()> {
-    let engine = linker.engine().clone();
-    for (name, import) in component.component_type().imports(&engine) {
-        let ComponentItem::ComponentInstance(instance) = import.ty else { continue };
-        if LINKED.iter().any(|package| name.starts_with(package)) {
-            continue;
-        }
-        let mut linked = linker.instance(name)?;
-        for (export, item) in instance.exports(&engine) {
-            match item.ty {
-                ComponentItem::ComponentFunc(_) => {
-                    let full = format!("{name}#{export}");
-                    linked.func_new(export, move |_, _, _, _| {
-                        wasmtime::bail!("`{full}` was called while pre-initializing")
-                    })?;
-                }
-                ComponentItem::Resource(_) => linked.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?,
-                _ => {}
-            }
-        }
-    }
-    Ok(())
-}
-
 /// wasmtime-wizer's `run_component`, which its `wasmtime` feature would bring along with
 /// wasmtime's GC, threads, compilation cache (zstd, a C build) and WAVE parser: this build
 /// needs none of them, and the tools build on every cold CI run.
@@ -96,7 +71,13 @@ async fn preinitialize(wizer: &Wizer, store: &mut Store<State>, wasm: &[u8]) -> 
     let mut linker = Linker::new(store.engine());
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    trap_non_wasi_imports(&mut linker, &component)?;
+    // Spin's key-value store and variables: nothing a request does may run at build time.
+    stub::trap_unprovided_imports(
+        &mut linker,
+        &component,
+        |name| LINKED.iter().any(|package| name.starts_with(package)),
+        |function| format!("`{function}` was called while pre-initializing"),
+    )?;
     let instance = linker.instantiate_async(&mut *store, &component).await?;
     let init = instance
         .get_typed_func::<(), ()>(&mut *store, wizer.get_init_func())
