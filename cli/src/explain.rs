@@ -129,6 +129,10 @@ pub struct Explained {
     pub client_headers: Vec<(String, String)>,
     /// What the route asks and promises, as compiled (`Gateway::route_summary`).
     pub summary: Vec<(&'static str, String)>,
+    /// Each phase's decision and why, as the core reported it (`AccessLog::explain`).
+    pub steps: Vec<(&'static str, String)>,
+    /// Key sets the gateway would fetch (explain never does: offline, they are unavailable).
+    pub key_fetches: Vec<String>,
     pub outbound: Vec<Recorded>,
     pub response: Recorded,
 }
@@ -163,6 +167,17 @@ impl Explained {
                 }
             }
         }
+        let mut label = "why      ";
+        for (step, text) in &self.steps {
+            let _ = writeln!(out, "{label} {step:<11}{text}");
+            label = "         ";
+        }
+        for url in &self.key_fetches {
+            let _ = writeln!(
+                out,
+                "keys      would fetch {url} (explain stays offline: give the key inline, or --secret for a shared one)"
+            );
+        }
         for (i, request) in self.outbound.iter().enumerate() {
             let _ = writeln!(out, "outbound  #{} {}   (+ added, ~ changed, - removed)", i + 1, request.start);
             write_marked(&mut out, request, &self.client_headers);
@@ -195,6 +210,8 @@ impl Explained {
                     "near_misses": self.near_misses.iter().map(|(id, index, reason)| serde_json::json!({"id": id, "index": index, "reason": reason})).collect::<Vec<_>>(),
                 }),
             },
+            "steps": self.steps.iter().map(|(step, text)| serde_json::json!({"step": step, "why": text})).collect::<Vec<_>>(),
+            "key_fetches": self.key_fetches,
             "outbound": self.outbound.iter().map(message).collect::<Vec<_>>(),
             "response": message(&self.response),
         })
@@ -310,6 +327,8 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
     };
     let summary = route.as_ref().ok().and_then(|(id, _)| gateway.route_summary(id)).unwrap_or_default();
     Ok(Explained {
+        steps: platform.steps.into_inner(),
+        key_fetches: platform.key_fetches.into_inner(),
         summary,
         route,
         near_misses,
@@ -350,6 +369,10 @@ type Body = StreamBody<Memory>;
 struct Recorder<'a> {
     ask: &'a Ask,
     sent: RefCell<Vec<Recorded>>,
+    steps: RefCell<Vec<(&'static str, String)>>,
+    /// The core announced a key-set fetch: the next fetch is that one.
+    key_fetch_next: Cell<bool>,
+    key_fetches: RefCell<Vec<String>>,
     clock: Cell<UnixMillis>,
     store: RefCell<HashMap<String, Bytes>>,
     limits: RefCell<HashMap<String, State>>,
@@ -360,6 +383,9 @@ impl<'a> Recorder<'a> {
         Self {
             ask,
             sent: RefCell::new(Vec::new()),
+            steps: RefCell::new(Vec::new()),
+            key_fetch_next: Cell::new(false),
+            key_fetches: RefCell::new(Vec::new()),
             clock: Cell::new(ask.now),
             store: RefCell::new(HashMap::new()),
             limits: RefCell::new(HashMap::new()),
@@ -371,6 +397,10 @@ impl Fetch for Recorder<'_> {
     type Body = Body;
     async fn fetch(&self, request: Request<Body>) -> Result<Response<Body>, FetchError> {
         let (parts, body) = request.into_parts();
+        if self.key_fetch_next.replace(false) {
+            self.key_fetches.borrow_mut().push(parts.uri.to_string());
+            return Err(FetchError::Unreachable("explain does not fetch key sets".into()));
+        }
         let body = match body {
             Body::Empty => Bytes::new(),
             Body::Stream(Memory(bytes, Some(limit))) if bytes.len() as u64 > limit => {
@@ -425,6 +455,16 @@ impl Entropy for Recorder<'_> {
 
 impl AccessLog for Recorder<'_> {
     fn log(&self, _line: &str) {}
+
+    const EXPLAINS: bool = true;
+
+    fn explain(&self, step: &'static str, text: &str) {
+        if step == "keys" {
+            self.key_fetch_next.set(true);
+        } else {
+            self.steps.borrow_mut().push((step, text.to_owned()));
+        }
+    }
 }
 
 impl Secrets for Recorder<'_> {

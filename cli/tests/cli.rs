@@ -145,6 +145,46 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     assert_eq!(explained["route"]["id"], "auth-jwt");
     assert_eq!(explained["outbound"].as_array().unwrap().len(), 0, "{explained}");
     assert!(explained["response"]["start"].as_str().unwrap().starts_with("401"), "{explained}");
+    let steps = explained["steps"].as_array().unwrap();
+    assert!(
+        steps.iter().any(|s| s["step"] == "auth" && s["why"] == "scheme \"idp\": no credential where it looks"),
+        "the refusing scheme and why: {explained}"
+    );
+
+    // Phase by phase: a token whose keys are remote (explain stays offline and says where they
+    // would come from), a rate limit's counting key, an origin the route's CORS policy refuses.
+    let b64 = |json: &str| base64url(json.as_bytes());
+    let token = format!(
+        "{}.{}.AAAA",
+        b64(r#"{"alg":"ES256","kid":"k1"}"#),
+        b64(r#"{"iss":"http://127.0.0.1:47183","sub":"u1","aud":"edgegate-tests","exp":9999999999}"#)
+    );
+    let bearer = format!("Authorization: Bearer {token}");
+    let conformance = ["explain", "--routes", "tests/conformance/routes.json"];
+    let (code, stdout, _) =
+        edgegate_status(&[&conformance[..], &["GET", "http://gw.test/auth/jwt/x", "-H", &bearer]].concat());
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("auth       scheme \"idp\": no key can be obtained for this token"), "{stdout}");
+    assert!(stdout.contains("keys      would fetch http://127.0.0.1:47183/jwks.json"), "{stdout}");
+    assert!(stdout.contains("outbound  none") && stdout.contains("response  503"), "{stdout}");
+    let (code, stdout, _) =
+        edgegate_status(&[&conformance[..], &["GET", "http://gw.test/rl/burst", "-H", "x-client: c1"]].concat());
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout
+            .contains("rate-limit policy \"burst5\": counted under key rl:burst5|c1: allowed (remaining per rule: 4)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("dispatch   targets in order: http://127.0.0.1:47181/rl/burst"), "{stdout}");
+    let (_, stdout, _) = edgegate_status(
+        &[&conformance[..], &["GET", "http://gw.test/h/cors-keep", "-H", "Origin: https://evil.example"]].concat(),
+    );
+    assert!(stdout.contains("cors       origin https://evil.example not allowed"), "{stdout}");
+    let preflight = ["OPTIONS", "http://gw.test/h/cors-keep", "-H", "Origin: https://evil.example"];
+    let (code, stdout, _) =
+        edgegate_status(&[&conformance[..], &preflight, &["-H", "Access-Control-Request-Method: GET"]].concat());
+    assert_eq!(code, 1, "{stdout}");
+    assert!(stdout.contains("cors       preflight for GET: refused (Origin not allowed)"), "{stdout}");
 
     // The upstream's canned answer passes through as a real one would.
     let (code, stdout, _) = edgegate_status(&[
@@ -275,4 +315,17 @@ fn openapi_export_describes_routes_security_bodies_and_the_gateways_own_answers(
     let (code, _, _) =
         edgegate_status(&["openapi", "export", "--routes", "gateway-core/tests/fixtures/invalid/typo-upstream.json"]);
     assert_eq!(code, 1, "a file that does not compile has no document");
+}
+
+/// Base64url without padding (RFC 7515), for tokens made up in tests.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
 }

@@ -42,7 +42,7 @@ pub mod validate;
 
 pub use config::{ConfigError, ConfigErrorKind};
 pub use pipeline::handle;
-pub use problem::{problem, ProblemKind};
+pub use problem::{problem, ProblemKind, Source};
 
 use cors::CorsPolicy;
 use route::{CompiledRoute, UpstreamTarget};

@@ -18,6 +18,8 @@ pub(crate) struct AccessRecord<'a> {
     pub upstream_ms: Option<u64>,
     /// Who called: a JWT's `sub` or a consumer id; never the credential.
     pub principal: Option<&'a str>,
+    /// When the gateway answered itself: the problem's kind, whose doing it was.
+    pub problem: Option<crate::problem::ProblemKind>,
 }
 
 impl AccessRecord<'_> {
@@ -54,6 +56,12 @@ impl AccessRecord<'_> {
         if let Some(principal) = self.principal {
             line.push_str(",\"principal\":");
             push_json_string(&mut line, principal);
+        }
+        if let Some(problem) = self.problem {
+            line.push_str(",\"problem\":");
+            push_json_string(&mut line, problem.name());
+            line.push_str(",\"source\":");
+            push_json_string(&mut line, problem.source().name());
         }
         line.push('}');
         line

@@ -207,6 +207,23 @@ pub trait Entropy {
 pub trait AccessLog {
     /// Writes one complete JSON line (without the newline).
     fn log(&self, line: &str);
+
+    /// Whether this platform wants each step's decision explained (`edgegate explain` does).
+    /// When `false`, the default, no explanation is ever built: a runtime pays nothing.
+    const EXPLAINS: bool = false;
+
+    /// One decision and its reason, in the order the request met them: `step` names the
+    /// phase ("routing", "cors", "ip", "auth", "rate-limit", "body", "cache", "dispatch",
+    /// "response"); "keys" carries only the URL of a key set about to be fetched.
+    fn explain(&self, _step: &'static str, _text: &str) {}
+}
+
+/// Tells `platform` why, when it asks ([`AccessLog::EXPLAINS`]); `text` is built only then.
+#[inline(always)]
+pub(crate) fn explain<L: AccessLog + ?Sized>(platform: &L, step: &'static str, text: impl FnOnce() -> String) {
+    if L::EXPLAINS {
+        platform.explain(step, &text());
+    }
 }
 
 /// Secrets the runtime holds (wrangler secrets and `.dev.vars` on Workers, variables on Spin),

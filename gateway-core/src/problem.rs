@@ -114,6 +114,38 @@ impl ProblemKind {
         }
     }
 
+    /// The last segment of the `type` URI (`upstream-unreachable`): what the access log names.
+    pub fn name(self) -> &'static str {
+        let uri = self.type_uri();
+        uri.rsplit(':').next().unwrap_or(uri)
+    }
+
+    /// Whose doing the answer is: the client's request, the upstream's behaviour, or the
+    /// gateway's own state (an unavailable store, limiter or key set; a runtime limit).
+    pub fn source(self) -> Source {
+        match self {
+            Self::RouteNotFound
+            | Self::MethodNotAllowed
+            | Self::BadRequest
+            | Self::PayloadTooLarge
+            | Self::RequestTimeout
+            | Self::UnsupportedEncoding
+            | Self::InvalidBody
+            | Self::IpDenied
+            | Self::CorsRejected
+            | Self::Unauthorized
+            | Self::InsufficientScope
+            | Self::RateLimited
+            | Self::RateLimitKeyMissing => Source::Client,
+            Self::BadUpstreamBody | Self::UpstreamUnreachable | Self::UpstreamCircuitOpen | Self::UpstreamTimeout => {
+                Source::Upstream
+            }
+            Self::AuthUnavailable | Self::RateLimitUnavailable | Self::Internal | Self::WebSocketUnsupported => {
+                Source::Gateway
+            }
+        }
+    }
+
     /// A short human title.
     pub fn title(self) -> &'static str {
         match self {
@@ -139,6 +171,63 @@ impl ProblemKind {
             Self::Internal => "Internal gateway error",
             Self::WebSocketUnsupported => "WebSocket upgrades are not available here",
         }
+    }
+}
+
+/// Whose doing a problem is ([`ProblemKind::source`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The request: its route, credential, rate, body or address.
+    Client,
+    /// The upstream: unreachable, too slow, failing, or an answer that cannot be transformed.
+    Upstream,
+    /// The gateway's own dependencies or runtime.
+    Gateway,
+}
+
+impl Source {
+    /// As the access log writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Client => "client",
+            Self::Upstream => "upstream",
+            Self::Gateway => "gateway",
+        }
+    }
+}
+
+/// A phase's refusal to go on. It becomes the problem+json answer (with any headers that go
+/// with it: `WWW-Authenticate`, `Retry-After`, `Allow`...) and names its kind in the access log.
+#[derive(Debug)]
+pub(crate) struct Rejection {
+    pub kind: ProblemKind,
+    /// Client-safe: never an internal error message.
+    pub detail: std::borrow::Cow<'static, str>,
+    /// Appended to the answer in order (a `Vec`: a `HeaderMap` would make every phase's
+    /// `Result` four times as large).
+    pub headers: Vec<(http::HeaderName, HeaderValue)>,
+}
+
+impl Rejection {
+    pub fn new(kind: ProblemKind, detail: impl Into<std::borrow::Cow<'static, str>>) -> Self {
+        Self { kind, detail: detail.into(), headers: Vec::new() }
+    }
+
+    /// Adds a header to the answer (appended: `WWW-Authenticate` may come once per scheme).
+    /// The answer's own `Content-Type` and `Cache-Control` stay.
+    pub fn with_header(mut self, name: http::HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    pub fn into_response<B: Body>(self, request_id: &str) -> Response<B> {
+        let mut response = problem(self.kind, &self.detail, request_id);
+        let headers = response.headers_mut();
+        for (name, value) in self.headers {
+            headers.append(name, value);
+        }
+        response
     }
 }
 

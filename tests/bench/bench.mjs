@@ -52,7 +52,7 @@ const workers = (options) => async () => {
   return { port, stop: () => mf.dispose(), ticks: () => ticksOf(childPids("workerd")) };
 };
 // Spin: the project's wasmtime test host, a fresh instance per request as Spin runs components.
-const spinHost = path.join(root, "tools/wasmtime/target/release/spin-test-host");
+const spinHost = path.join(root, "tools/wasmtime/target/bench-host/spin-test-host");
 const spin = (wasm) => async () => {
   // Port 0: the host picks a free one (a fixed port may be some connection's ephemeral port).
   const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });

@@ -2,7 +2,7 @@
 //! apply the route's scope and role rules, and rewrite the request headers the upstream sees.
 
 use http::header::WWW_AUTHENTICATE;
-use http::{HeaderMap, HeaderValue, Response, Uri};
+use http::{HeaderMap, HeaderValue, Uri};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -15,8 +15,8 @@ use super::policy::{
     JwtScheme, RouteRequirement, SchemeKind,
 };
 use super::remembered;
-use crate::ports::Platform;
-use crate::problem::{problem, ProblemKind};
+use crate::ports::{explain, Platform};
+use crate::problem::{ProblemKind, Rejection};
 use crate::Gateway;
 
 /// Who the caller is, as far as later phases are concerned.
@@ -63,7 +63,7 @@ pub(crate) struct Authenticated {
     pub query: Option<String>,
 }
 
-/// Runs the route's requirement; `Err` is the response to send instead of forwarding.
+/// Runs the route's requirement; `Err` is the answer to send instead of forwarding.
 /// Identity headers a client sent and credentials are removed from `headers` either way.
 pub(crate) async fn authenticate<P: Platform>(
     gateway: &Gateway,
@@ -71,8 +71,7 @@ pub(crate) async fn authenticate<P: Platform>(
     requirement: &RouteRequirement,
     headers: &mut HeaderMap,
     uri: &Uri,
-    request_id: &str,
-) -> Result<Authenticated, Response<P::Body>> {
+) -> Result<Authenticated, Rejection> {
     let policies = &gateway.auth;
     let mut outcome: Option<(usize, Identity)> = None;
     let mut refusal: Option<(usize, Refusal)> = None;
@@ -82,6 +81,16 @@ pub(crate) async fn authenticate<P: Platform>(
             SchemeKind::Jwt(jwt) => verify_jwt(gateway, platform, jwt, headers, uri).await,
             SchemeKind::ApiKey(keys) => verify_api_key(platform, keys, headers, uri).await,
         };
+        explain(platform, "auth", || {
+            let verdict = match &result {
+                Ok(Some(identity)) => format!("accepted, caller {}", identity.principal().unwrap_or("(no sub)")),
+                Ok(None) => "no credential where it looks".to_owned(),
+                Err(Refusal::InvalidToken(why)) => format!("refused: {why}"),
+                Err(Refusal::KeysUnavailable) => "no key can be obtained for this token".to_owned(),
+                Err(Refusal::StoreUnavailable) => "the consumer directory cannot be read".to_owned(),
+            };
+            format!("scheme \"{}\": {verdict}", scheme.name)
+        });
         match result {
             Ok(Some(identity)) => {
                 outcome = Some((index, identity));
@@ -106,27 +115,34 @@ pub(crate) async fn authenticate<P: Platform>(
     let (index, identity) = match (outcome, refusal) {
         (Some(found), _) => found,
         (None, Some((_, Refusal::KeysUnavailable))) => {
-            return Err(problem(
+            return Err(Rejection::new(
                 ProblemKind::AuthUnavailable,
                 "The keys to verify this credential cannot be obtained right now.",
-                request_id,
             ));
         }
         (None, Some((_, Refusal::StoreUnavailable))) => {
-            return Err(problem(
+            return Err(Rejection::new(
                 ProblemKind::AuthUnavailable,
                 "The consumer directory cannot be read right now.",
-                request_id,
             ));
         }
         (None, Some((failed, Refusal::InvalidToken(description)))) => {
-            return Err(unauthorized(gateway, requirement, Some((failed, description)), request_id));
+            return Err(unauthorized(gateway, requirement, Some((failed, description))));
         }
-        (None, None) if requirement.optional => return Ok(Authenticated { identity: Identity::Anonymous, query }),
-        (None, None) => return Err(unauthorized(gateway, requirement, None, request_id)),
+        (None, None) if requirement.optional => {
+            explain(platform, "auth", || "optional: passes on as anonymous".to_owned());
+            return Ok(Authenticated { identity: Identity::Anonymous, query });
+        }
+        (None, None) => return Err(unauthorized(gateway, requirement, None)),
     };
 
-    check_grants(gateway, requirement, index, &identity, request_id)?;
+    let granted = check_grants(gateway, requirement, index, &identity);
+    explain(platform, "auth", || match (&granted, &requirement.scopes, &requirement.roles) {
+        (_, None, None) => "no scope or role required".to_owned(),
+        (Ok(()), _, _) => "the required scopes and roles are held".to_owned(),
+        (Err(rejection), _, _) => format!("refused: {}", rejection.detail),
+    });
+    granted?;
     if let Some(scheme) = policies.schemes.get(index) {
         forward_identity(&scheme.kind, &identity, headers);
     }
@@ -193,13 +209,12 @@ fn forward_identity(kind: &SchemeKind, identity: &Identity, headers: &mut Header
     }
 }
 
-fn check_grants<B: crate::ports::Body>(
+fn check_grants(
     gateway: &Gateway,
     requirement: &RouteRequirement,
     scheme: usize,
     identity: &Identity,
-    request_id: &str,
-) -> Result<(), Response<B>> {
+) -> Result<(), Rejection> {
     if requirement.scopes.is_none() && requirement.roles.is_none() {
         return Ok(());
     }
@@ -224,10 +239,9 @@ fn check_grants<B: crate::ports::Body>(
     if scopes_ok && roles_ok {
         return Ok(());
     }
-    let mut response = problem(
+    let mut rejection = Rejection::new(
         ProblemKind::InsufficientScope,
         if scopes_ok { "The credential lacks a required role." } else { "The credential lacks a required scope." },
-        request_id,
     );
     let mut challenge = String::from("Bearer realm=\"edgegate\", error=\"insufficient_scope\"");
     if let Some(rule) = &requirement.scopes {
@@ -236,23 +250,18 @@ fn check_grants<B: crate::ports::Body>(
         challenge.push('"');
     }
     if let Ok(value) = HeaderValue::try_from(challenge) {
-        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+        rejection = rejection.with_header(WWW_AUTHENTICATE, value);
     }
-    Err(response)
+    Err(rejection)
 }
 
 /// 401 with one challenge per scheme the route accepts; the failing one carries the error.
-fn unauthorized<B: crate::ports::Body>(
-    gateway: &Gateway,
-    requirement: &RouteRequirement,
-    failed: Option<(usize, &str)>,
-    request_id: &str,
-) -> Response<B> {
+fn unauthorized(gateway: &Gateway, requirement: &RouteRequirement, failed: Option<(usize, &'static str)>) -> Rejection {
     let detail = match failed {
         Some((_, description)) => description,
         None => "This route requires a credential.",
     };
-    let mut response = problem(ProblemKind::Unauthorized, detail, request_id);
+    let mut rejection = Rejection::new(ProblemKind::Unauthorized, detail);
     for &index in requirement.schemes.iter() {
         let Some(scheme) = gateway.auth.schemes.get(index) else { continue };
         let mut challenge = match scheme.kind {
@@ -265,10 +274,10 @@ fn unauthorized<B: crate::ports::Body>(
             challenge.push('"');
         }
         if let Ok(value) = HeaderValue::try_from(challenge) {
-            response.headers_mut().append(WWW_AUTHENTICATE, value);
+            rejection = rejection.with_header(WWW_AUTHENTICATE, value);
         }
     }
-    response
+    rejection
 }
 
 fn jwt_refusal(error: &JwtError) -> Refusal {

@@ -426,6 +426,8 @@ async fn discover<P: Platform>(platform: &P, issuer: &str) -> Result<String, Str
 /// A JSON document, head and body within [`FETCH_TIMEOUT`]: an issuer that stalls mid-body
 /// must not hold the fetch (and every request waiting for it) any longer.
 async fn get_json<P: Platform>(platform: &P, url: &str) -> Result<(Bytes, Option<String>), String> {
+    // The step "keys" names the URL alone: `explain` answers that fetch itself, offline.
+    crate::ports::explain(platform, "keys", || url.to_owned());
     match with_timeout(get_json_untimed(platform, url), platform.sleep(FETCH_TIMEOUT)).await {
         Some(result) => result,
         None => Err(format!("{url}: no complete answer within {} s", FETCH_TIMEOUT.as_secs())),

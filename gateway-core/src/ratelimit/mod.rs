@@ -7,12 +7,12 @@ pub mod counter;
 pub mod decide;
 
 use http::header::RETRY_AFTER;
-use http::{HeaderMap, HeaderName, HeaderValue, Response};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::auth::policy::{claim_header_text, ClaimPath};
 use crate::auth::Identity;
-use crate::ports::{Client, Platform, UnixMillis};
-use crate::problem::{problem, ProblemKind};
+use crate::ports::{explain, Client, Platform, UnixMillis};
+use crate::problem::{ProblemKind, Rejection};
 use decide::{Decision, Rule, Window};
 
 /// The IETF httpapi `RateLimit-Policy` header.
@@ -193,7 +193,7 @@ pub(crate) struct Admitted {
     pub headers: Option<HeaderMap>,
 }
 
-/// Checks every policy of the route in order; `Err` is the response to send instead.
+/// Checks every policy of the route in order; `Err` is the answer to send instead.
 pub(crate) async fn enforce<P: Platform>(
     policies: &[&RatePolicy],
     platform: &P,
@@ -201,20 +201,23 @@ pub(crate) async fn enforce<P: Platform>(
     client: &Client,
     headers: &HeaderMap,
     identity: &Identity,
-    request_id: &str,
-) -> Result<Admitted, Response<P::Body>> {
+) -> Result<Admitted, Rejection> {
     let mut policy_items: Vec<&str> = Vec::new();
     let mut status_items: Vec<String> = Vec::new();
     for policy in policies {
         let key = match counting_key(policy, route_id, client, headers, identity) {
             Some(key) => key,
             None => match policy.on_missing {
-                OnMissingKey::Skip => continue,
+                OnMissingKey::Skip => {
+                    explain(platform, "rate-limit", || {
+                        format!("policy \"{}\": the request lacks its key; not counted (on_missing: skip)", policy.name)
+                    });
+                    continue;
+                }
                 OnMissingKey::Reject => {
-                    return Err(problem(
+                    return Err(Rejection::new(
                         ProblemKind::RateLimitKeyMissing,
                         "This request lacks what its rate limit is counted by.",
-                        request_id,
                     ));
                 }
                 OnMissingKey::Shared => format!("rl:{}{MISSING_PART}", policy.name),
@@ -244,10 +247,9 @@ pub(crate) async fn enforce<P: Platform>(
                 if policy.fail_open {
                     continue;
                 }
-                return Err(problem(
+                return Err(Rejection::new(
                     ProblemKind::RateLimitUnavailable,
                     "The rate limiter cannot be reached right now.",
-                    request_id,
                 ));
             }
         };
@@ -257,15 +259,23 @@ pub(crate) async fn enforce<P: Platform>(
                 status_items.push(status_header(policy, &decision));
             }
         }
+        explain(platform, "rate-limit", || {
+            let remaining: Vec<String> = decision.rules.iter().map(|rule| rule.remaining.to_string()).collect();
+            format!(
+                "policy \"{}\": counted under key {key}: {} (remaining per rule: {})",
+                policy.name,
+                if decision.allowed { "allowed" } else { "denied" },
+                remaining.join(", ")
+            )
+        });
         if !decision.allowed {
-            let mut response = problem(ProblemKind::RateLimited, "Too many requests; retry later.", request_id);
-            let response_headers = response.headers_mut();
             let retry_after = decision.retry_after_ms.div_ceil(1000).max(1);
-            response_headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            let mut rejection = Rejection::new(ProblemKind::RateLimited, "Too many requests; retry later.")
+                .with_header(RETRY_AFTER, HeaderValue::from(retry_after));
             if let Some(extra) = rate_headers(&policy_items, &status_items) {
-                response_headers.extend(extra);
+                rejection.headers.extend(extra.iter().map(|(name, value)| (name.clone(), value.clone())));
             }
-            return Err(response);
+            return Err(rejection);
         }
     }
     Ok(Admitted { headers: rate_headers(&policy_items, &status_items) })

@@ -1,0 +1,180 @@
+//! Dispatch: the upstream call. Targets are tried in order (the first whose breaker admits;
+//! after a failure the next, by the route's retry policy with backoff, or failover without),
+//! every outcome reported to the target's breaker, all inside the route's timeout.
+
+use http::{Method, Request, Response};
+
+use super::body::Sendable;
+use super::exchange::UpstreamRecord;
+use super::random_u64;
+use super::request_transform::Outbound;
+use crate::deadline::with_timeout;
+use crate::ports::{explain, Body, FetchError, Platform};
+use crate::problem::{ProblemKind, Rejection};
+use crate::resilience::AttemptOutcome;
+use crate::route::CompiledRoute;
+use crate::Gateway;
+
+/// Sends the request; the upstream's answer, whatever its status, or why there is none.
+pub(crate) async fn run<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    route: &CompiledRoute,
+    method: &Method,
+    outbound: Outbound,
+    body: Sendable<P::Body>,
+    record: &mut UpstreamRecord,
+) -> Result<Response<P::Body>, Rejection> {
+    let pool = gateway
+        .pools
+        .get(route.upstream)
+        .ok_or_else(|| Rejection::new(ProblemKind::Internal, "The gateway could not handle this request."))?;
+    let in_flight = std::cell::Cell::new(None);
+    // A streamed upload can be what stalls: a timeout then says nothing about the upstream.
+    let streamed_upload = matches!(body, Sendable::Stream(_));
+    let sent = platform.now();
+    let attempts = send_with_retries(gateway, platform, route, pool, method, outbound, body, &in_flight);
+    let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
+    if result.is_none() && !streamed_upload {
+        // The attempt the timeout cut short is a failure of its target.
+        if let Some(target) = in_flight.get() {
+            gateway.record(route.upstream, target, platform.now(), false);
+        }
+    }
+    record.ms = Some(platform.now().saturating_sub(sent));
+    let error = match result {
+        Some(Ok(response)) => {
+            record.status = Some(response.status().as_u16());
+            return Ok(response);
+        }
+        Some(Err(error)) => error,
+        None => {
+            let detail = format!("The upstream did not answer within {} ms.", route.timeout.as_millis());
+            explain(platform, "dispatch", || detail.clone());
+            return Err(Rejection::new(ProblemKind::UpstreamTimeout, detail));
+        }
+    };
+    explain(platform, "dispatch", || format!("no answer: {error:?}"));
+    Err(match error {
+        SendError::Fetch(FetchError::InvalidRequest(_)) => {
+            record.ms = None;
+            Rejection::new(ProblemKind::BadRequest, "The request cannot be forwarded.")
+        }
+        SendError::Fetch(FetchError::BodyTooLarge) => Rejection::new(
+            ProblemKind::PayloadTooLarge,
+            format!("The request body exceeds {} bytes.", route.max_body_bytes),
+        ),
+        SendError::Fetch(FetchError::BodyStalled) => {
+            let idle = route.idle_timeout.unwrap_or_default().as_millis();
+            Rejection::new(
+                ProblemKind::RequestTimeout,
+                format!("The request body stalled: nothing arrived for {idle} ms."),
+            )
+        }
+        SendError::CircuitOpen => {
+            record.ms = None;
+            Rejection::new(
+                ProblemKind::UpstreamCircuitOpen,
+                "The upstream is failing; the gateway stopped sending to it for a while.",
+            )
+        }
+        SendError::Fetch(_) => Rejection::new(ProblemKind::UpstreamUnreachable, "The upstream could not be reached."),
+    })
+}
+
+/// Why no upstream response came back.
+#[derive(Debug)]
+enum SendError {
+    Fetch(FetchError),
+    /// Every target's breaker is open.
+    CircuitOpen,
+}
+
+/// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
+/// next (retries by the route's policy with backoff, or failover without), all inside the
+/// route timeout the caller races against. Every outcome is reported to the target's breaker.
+#[allow(clippy::too_many_arguments)] // private: the one loop of `run`, which owns these
+async fn send_with_retries<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    route: &crate::route::CompiledRoute,
+    pool: &crate::route::Pool,
+    method: &Method,
+    outbound: Outbound,
+    body: Sendable<P::Body>,
+    in_flight: &std::cell::Cell<Option<usize>>,
+) -> Result<Response<P::Body>, SendError> {
+    let Outbound { candidates, headers, .. } = outbound;
+    let build = |uri: &http::Uri, body: P::Body| {
+        let mut outbound = Request::new(body);
+        *outbound.method_mut() = method.clone();
+        *outbound.uri_mut() = uri.clone();
+        *outbound.headers_mut() = headers.clone();
+        outbound
+    };
+    let failover = pool.balance == crate::resilience::Balance::Failover;
+    let (mut stream, bytes) = match body {
+        Sendable::Stream(stream) => (Some(stream), None),
+        Sendable::Bytes(bytes) => (None, Some(bytes)),
+    };
+    let attempts = match (&route.retry, &bytes) {
+        (Some(policy), Some(_)) => policy.attempts,
+        (None, Some(_)) if failover => u32::try_from(candidates.len()).unwrap_or(1),
+        _ => 1,
+    };
+    let started = platform.now();
+    let deadline_ms = u64::try_from(route.timeout.as_millis()).unwrap_or(u64::MAX);
+    let mut cursor = 0;
+    let mut attempt = 1;
+    loop {
+        // The next target (from the cursor on, wrapping) whose breaker admits a request now.
+        let now = platform.now();
+        let pick = (0..candidates.len())
+            .map(|i| (cursor + i) % candidates.len().max(1))
+            .find(|&i| candidates.get(i).is_some_and(|(k, _)| gateway.admit(route.upstream, *k, now)));
+        let Some(index) = pick else { return Err(SendError::CircuitOpen) };
+        let Some((target, uri)) = candidates.get(index) else { return Err(SendError::CircuitOpen) };
+        cursor = index + 1;
+        let body = match (&bytes, stream.take()) {
+            (Some(bytes), _) => body_of::<P::Body>(bytes.clone()),
+            (None, Some(stream)) => stream,
+            (None, None) => P::Body::empty(),
+        };
+        in_flight.set(Some(*target));
+        let result = platform.fetch(build(uri, body)).await;
+        in_flight.set(None);
+        let outcome = match &result {
+            Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
+            // The client's doing, not the upstream's: no breaker bookkeeping, no retry.
+            Err(FetchError::InvalidRequest(_) | FetchError::BodyTooLarge | FetchError::BodyStalled) => {
+                return result.map_err(SendError::Fetch)
+            }
+            Err(_) => AttemptOutcome::ConnectError,
+        };
+        gateway.record(route.upstream, *target, platform.now(), outcome.breaker_success());
+        if attempt >= attempts {
+            return result.map_err(SendError::Fetch);
+        }
+        let elapsed = platform.now().saturating_sub(started);
+        let delay = match &route.retry {
+            Some(policy) => policy.next_delay(method, attempt, &outcome, elapsed, deadline_ms, random_u64(platform)),
+            // Failover: the next target at once, on what a retry would also retry.
+            None => matches!(outcome, AttemptOutcome::ConnectError | AttemptOutcome::Status(502..=504)).then_some(0),
+        };
+        match delay {
+            Some(0) => {}
+            Some(delay) => platform.sleep(std::time::Duration::from_millis(delay)).await,
+            None => return result.map_err(SendError::Fetch),
+        }
+        attempt += 1;
+    }
+}
+
+/// Bytes as a body; no bytes as no body (so no `Content-Length: 0` is invented).
+fn body_of<B: Body>(bytes: bytes::Bytes) -> B {
+    if bytes.is_empty() {
+        B::empty()
+    } else {
+        B::from_bytes(bytes)
+    }
+}
