@@ -324,7 +324,7 @@ fn base64url(bytes: &[u8]) -> String {
     for chunk in bytes.chunks(3) {
         let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            out.extend(ALPHABET.get((n >> (18 - 6 * i) & 63) as usize).map(|b| char::from(*b)));
         }
     }
     out
