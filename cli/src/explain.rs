@@ -318,7 +318,8 @@ pub fn explain(gateway: &Gateway, ask: &Ask) -> Result<Explained, String> {
     );
     let platform = Recorder::new(ask);
     let client = Client { ip: Some(ask.ip), https: uri.scheme_str() == Some("https") };
-    let response = block_on(gateway_core::handle(gateway, &platform, request, &client));
+    let state = gateway_core::IsolateState::new();
+    let response = block_on(gateway_core::handle(gateway, &state, &platform, request, &client));
     let (parts, body) = response.into_parts();
     let body = match body {
         Body::Empty => Bytes::new(),

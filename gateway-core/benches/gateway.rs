@@ -3,7 +3,7 @@
 #![allow(async_fn_in_trait, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::{HeaderMap, Method};
 
 #[path = "../tests/support/mod.rs"]
@@ -61,17 +61,19 @@ fn route_matching(c: &mut Criterion) {
 
 fn pipeline(c: &mut Criterion) {
     let gateway = Gateway::from_json(&routes_file(100)).unwrap();
+    let state = IsolateState::new();
     // The adapter builds the http::Request; the benchmark times the core from there.
     c.bench_function("handle/plain_proxy_route", |b| {
         b.iter_batched(
             plain_proxy_request,
-            |request| block_on(handle(&gateway, &Fakes, request, &CLIENT)),
+            |request| block_on(handle(&gateway, &state, &Fakes, request, &CLIENT)),
             criterion::BatchSize::SmallInput,
         )
     });
     // An ES256 JWT route with a claim header; the token repeats, as a client's does, so after
     // the first request its signature check is skipped (the claims are still checked).
     let key = support::tokens::p256_key(9);
+    let jwt_state = IsolateState::new();
     let jwt_gateway = Gateway::from_json(&serde_json::json!({
         "version": 1,
         "auth": {"jwt": {"bench": {"issuers": [{"issuer": "https://bench.test", "keys": [support::tokens::p256_jwk(&key, "k1")]}],
@@ -93,7 +95,7 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("handle/es256_jwt_route_repeated_token", |b| {
         b.iter_batched(
             jwt_request,
-            |request| block_on(handle(&jwt_gateway, &Fakes, request, &CLIENT)),
+            |request| block_on(handle(&jwt_gateway, &jwt_state, &Fakes, request, &CLIENT)),
             criterion::BatchSize::SmallInput,
         )
     });

@@ -27,6 +27,7 @@ mod deadline;
 mod encoding;
 mod hygiene;
 pub mod ipfilter;
+mod isolate;
 mod log;
 mod path;
 mod pipeline;
@@ -41,13 +42,16 @@ pub mod transform;
 pub mod validate;
 
 pub use config::{ConfigError, ConfigErrorKind};
+pub use isolate::IsolateState;
 pub use pipeline::handle;
 pub use problem::{problem, ProblemKind, Source};
 
 use cors::CorsPolicy;
 use route::{CompiledRoute, UpstreamTarget};
 
-/// A compiled routes file: immutable, built once per isolate, shared by every request.
+/// A compiled routes file: immutable, built once (per isolate, or at build time on Spin),
+/// shared by every request. What an isolate learns while serving is kept apart, in the
+/// [`IsolateState`] the adapter holds beside it.
 #[derive(Debug)]
 pub struct Gateway {
     router: router::Router,
@@ -56,16 +60,11 @@ pub struct Gateway {
     upstreams: Box<[UpstreamTarget]>,
     /// The named upstreams, by the index routes hold.
     pools: Box<[route::Pool]>,
-    /// Round-robin counters and breakers, per isolate; never locked across an await.
-    pool_state: std::sync::Mutex<Vec<route::PoolState>>,
     cors: Box<[CorsPolicy]>,
     default_cors: Option<usize>,
     auth: auth::policy::AuthPolicies,
     /// Every header any auth scheme forwards: removed from every request on every route.
     identity_headers: Box<[http::HeaderName]>,
-    /// Per-isolate key memory (JWKS, HMAC secrets); the only mutable part, behind a lock
-    /// that is never held across an await.
-    keys: auth::KeyCache,
     rate_policies: Box<[ratelimit::RatePolicy]>,
     trust_forwarded: bool,
     /// Merge duplicate slashes before routing.
@@ -97,36 +96,6 @@ impl Gateway {
         }
         self.fingerprint = Some(fingerprint);
         self
-    }
-
-    /// The order to try a pool's targets in (pool-local indexes), advancing its round-robin counter.
-    fn target_order(&self, pool: usize, random: u64, sticky: Option<u64>) -> Vec<usize> {
-        let Some(spec) = self.pools.get(pool) else { return Vec::new() };
-        let counter = {
-            let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            state.get_mut(pool).map_or(0, |s| {
-                // A fresh isolate (every Spin request) starts at a random target, not always the first.
-                s.counter = if s.counter == 0 { random | 1 } else { s.counter.wrapping_add(1) };
-                s.counter
-            })
-        };
-        resilience::order(spec.balance, &spec.weights, random, counter, sticky)
-    }
-
-    /// Whether the breaker of a pool's target lets a request through now.
-    fn admit(&self, pool: usize, target: usize, now: ports::UnixMillis) -> bool {
-        let Some(policy) = self.pools.get(pool).and_then(|p| p.breaker.as_ref()) else { return true };
-        let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        state.get_mut(pool).and_then(|s| s.breakers.get_mut(target)).is_none_or(|b| b.admit(policy, now))
-    }
-
-    /// Reports an attempt's outcome to the target's breaker.
-    fn record(&self, pool: usize, target: usize, now: ports::UnixMillis, success: bool) {
-        let Some(policy) = self.pools.get(pool).and_then(|p| p.breaker.as_ref()) else { return };
-        let mut state = self.pool_state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(breaker) = state.get_mut(pool).and_then(|s| s.breakers.get_mut(target)) {
-            breaker.record(policy, now, success);
-        }
     }
 
     /// Parses and compiles routes.json; every error comes with its JSON path.

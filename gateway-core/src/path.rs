@@ -90,26 +90,44 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
     if bytes.first() != Some(&b'/') {
         return Err(PathRefusal::NotAbsolute);
     }
-    // The usual path has nothing to decode, merge or inspect: one scan, no allocation.
+    if is_plain(bytes, merge_slashes) {
+        return Ok(Normalized { path: Cow::Borrowed(raw), encoded_slash: false });
+    }
+    let Decoded { canonical, decoded, encoded_slash } = decode(bytes, merge_slashes)?;
+    refuse_lookalike_dots(&decoded)?;
+    let path = String::from_utf8(canonical).map_err(|_| PathRefusal::MalformedEscape)?;
+    refuse_dot_segments(&path)?;
+    let path = if path == raw { Cow::Borrowed(raw) } else { Cow::Owned(path) };
+    Ok(Normalized { path, encoded_slash })
+}
+
+/// The usual path has nothing to decode, merge or inspect: one scan, no allocation.
+fn is_plain(bytes: &[u8], merge_slashes: bool) -> bool {
     let mut previous = 0u8;
-    let mut plain = true;
     for &byte in bytes {
         let suspicious = matches!(byte, b'%' | b'\\' | b';')
             || !(0x20..0x7f).contains(&byte)
             || (byte == b'.' && previous == b'/')
             || (byte == b'/' && previous == b'/' && merge_slashes);
         if suspicious {
-            plain = false;
-            break;
+            return false;
         }
         previous = byte;
     }
-    if plain {
-        return Ok(Normalized { path: Cow::Borrowed(raw), encoded_slash: false });
-    }
+    true
+}
 
+/// A path with its escapes read.
+struct Decoded {
+    /// Unreserved characters decoded, other escapes in upper case, `/` merged where asked.
+    canonical: Vec<u8>,
+    /// Every escape decoded, to look for look-alike dots.
+    decoded: Vec<u8>,
+    encoded_slash: bool,
+}
+
+fn decode(bytes: &[u8], merge_slashes: bool) -> Result<Decoded, PathRefusal> {
     let mut out: Vec<u8> = Vec::with_capacity(bytes.len());
-    // The path with every escape decoded, to look for look-alike dots.
     let mut decoded: Vec<u8> = Vec::with_capacity(bytes.len());
     let mut encoded_slash = false;
     let mut i = 0;
@@ -128,7 +146,7 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
                         out.extend_from_slice(b"%2F");
                     }
                     b'\\' => return Err(PathRefusal::Backslash),
-                    // Double encoding is judged on the normalized form, below.
+                    // Double encoding is judged on the normalized form (`refuse_dot_segments`).
                     b'%' => out.extend_from_slice(b"%25"),
                     _ if value < 0x20 || value == 0x7f => return Err(PathRefusal::ControlCharacter),
                     _ => {
@@ -146,8 +164,12 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
         decoded.push(byte);
         i += 1;
     }
-    // A segment of nothing but dots and their look-alikes is a dot segment to some servers;
-    // the same characters inside a word (`こんにちは。`, `wait…what`) are just text.
+    Ok(Decoded { canonical: out, decoded, encoded_slash })
+}
+
+/// A segment of nothing but dots and their look-alikes is a dot segment to some servers;
+/// the same characters inside a word (`こんにちは。`, `wait…what`) are just text.
+fn refuse_lookalike_dots(decoded: &[u8]) -> Result<(), PathRefusal> {
     for segment in decoded.split(|b| *b == b'/') {
         let mut rest = segment;
         let mut lookalike = false;
@@ -165,9 +187,13 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
             return Err(PathRefusal::LookalikeDot);
         }
     }
-    let path = String::from_utf8(out).map_err(|_| PathRefusal::MalformedEscape)?;
+    Ok(())
+}
+
+/// Dot segments, segment parameters and double encoding, on the normalized form.
+fn refuse_dot_segments(path: &str) -> Result<(), PathRefusal> {
     // Double encoding, also spelled with escaped hex digits (`%25%32%65` is `%252e` once the
-    // unreserved escapes are decoded): checked on the normalized form.
+    // unreserved escapes are decoded).
     let lower = path.to_ascii_lowercase();
     if ["%252e", "%252f", "%255c", "%2525"].iter().any(|double| lower.contains(double)) {
         return Err(PathRefusal::DoubleEncoded);
@@ -186,8 +212,7 @@ pub(crate) fn normalize(raw: &str, merge_slashes: bool) -> Result<Normalized<'_>
             return Err(PathRefusal::SegmentParameters);
         }
     }
-    let path = if path == raw { Cow::Borrowed(raw) } else { Cow::Owned(path) };
-    Ok(Normalized { path, encoded_slash })
+    Ok(())
 }
 
 #[cfg(test)]

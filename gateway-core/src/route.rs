@@ -32,7 +32,7 @@ pub(crate) struct CompiledRoute {
     pub request_edits: Option<crate::transform::edits::HeaderEdits>,
     pub query: Option<crate::transform::edits::QueryPlan>,
     pub response_edits: Option<crate::transform::edits::HeaderEdits>,
-    pub body: Option<crate::config::BodyPlan>,
+    pub body: Option<crate::transform::body::BodyPlan>,
     pub validate: Option<crate::validate::Schema>,
     pub retry: Option<crate::resilience::RetryPolicy>,
     /// Several legs merged into one answer instead of one upstream.

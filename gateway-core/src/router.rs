@@ -12,7 +12,6 @@
 
 use http::{HeaderMap, Method};
 
-use crate::config::{ConfigError, ConfigErrorKind};
 use crate::route::{CompiledRoute, HostPattern};
 
 #[derive(Debug, Default)]
@@ -22,6 +21,18 @@ pub(crate) struct Router {
     candidates: Box<[Box<[usize]>]>,
     /// Each route's path template, by route index (for [`Router::near_misses`]).
     templates: Box<[Box<str>]>,
+}
+
+/// Why routes cannot be built as written; config turns each into a located `ConfigError`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RouterError {
+    /// Route `route`'s path template conflicts with another (`with`, as matchit names it;
+    /// `other`: the route that holds it, when known).
+    Conflict { route: usize, template: String, with: String, other: Option<usize> },
+    /// Route `route`'s path template is not a template matchit accepts.
+    InvalidTemplate { route: usize, template: String, reason: String },
+    /// Route `route` matches the same requests as the earlier route `first`.
+    Shadowed { route: usize, first: usize },
 }
 
 /// The outcome of matching one request.
@@ -39,7 +50,10 @@ pub(crate) enum RouteMatch<'r, 'p> {
 }
 
 impl Router {
-    pub fn build(routes: &[CompiledRoute], templates: &[(String, usize)], errors: &mut Vec<ConfigError>) -> Self {
+    /// The router for `routes`, given each route's path template; with it, every route that
+    /// cannot be matched as written.
+    pub fn build(routes: &[CompiledRoute], templates: &[(String, usize)]) -> (Self, Vec<RouterError>) {
+        let mut errors = Vec::new();
         let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
         for (template, index) in templates {
             match groups.iter_mut().find(|(t, _)| *t == template.as_str()) {
@@ -52,22 +66,17 @@ impl Router {
         for (template, mut members) in groups {
             let first = members.first().copied().unwrap_or_default();
             if let Err(error) = paths.insert(template, candidates.len()) {
-                let (kind, reason, hint) = match &error {
+                errors.push(match error {
                     matchit::InsertError::Conflict { with } => {
-                        let other = templates.iter().find(|(t, _)| t == with).map(|(_, i)| *i);
-                        let with = match other {
-                            Some(i) => format!("routes[{i}] (\"{with}\")"),
-                            None => format!("\"{with}\""),
-                        };
-                        (ConfigErrorKind::ConflictingRoutes, format!("path \"{template}\" conflicts with {with}"), "give parameters in the same position the same name, or make the paths differ by a literal segment")
+                        let other = templates.iter().find(|(t, _)| *t == with).map(|(_, i)| *i);
+                        RouterError::Conflict { route: first, template: template.to_owned(), with, other }
                     }
-                    other => (
-                        ConfigErrorKind::InvalidPathTemplate,
-                        format!("path \"{template}\": {other}"),
-                        "write e.g. \"/users/{id}\" or \"/static/{*rest}\"",
-                    ),
-                };
-                errors.push(ConfigError::new(kind, format!("routes[{first}].match.path"), reason).hint(hint));
+                    other => RouterError::InvalidTemplate {
+                        route: first,
+                        template: template.to_owned(),
+                        reason: other.to_string(),
+                    },
+                });
                 continue;
             }
             // Stable sort keeps file order as the last tie-break.
@@ -76,7 +85,7 @@ impl Router {
                     (std::cmp::Reverse(HostPattern::specificity(r.host.as_ref())), std::cmp::Reverse(r.headers.len()))
                 })
             });
-            report_shadowing(routes, &members, errors);
+            report_shadowing(routes, &members, &mut errors);
             candidates.push(members.into_boxed_slice());
         }
         let mut by_route = vec![Box::<str>::from(""); routes.len()];
@@ -85,7 +94,7 @@ impl Router {
                 *slot = template.as_str().into();
             }
         }
-        Self { paths, candidates: candidates.into(), templates: by_route.into() }
+        (Self { paths, candidates: candidates.into(), templates: by_route.into() }, errors)
     }
 
     /// For a request no route takes: each route that fails at most one of its conditions, and
@@ -183,7 +192,7 @@ impl Router {
     }
 }
 
-fn report_shadowing(routes: &[CompiledRoute], members: &[usize], errors: &mut Vec<ConfigError>) {
+fn report_shadowing(routes: &[CompiledRoute], members: &[usize], errors: &mut Vec<RouterError>) {
     for (position, &later) in members.iter().enumerate() {
         for &earlier in members.iter().take(position) {
             let (Some(a), Some(b)) = (routes.get(earlier), routes.get(later)) else { continue };
@@ -193,11 +202,7 @@ fn report_shadowing(routes: &[CompiledRoute], members: &[usize], errors: &mut Ve
             };
             if a.host == b.host && a.headers == b.headers && overlap {
                 let (first, second) = if earlier < later { (earlier, later) } else { (later, earlier) };
-                let first_id = routes.get(first).map_or("", |r| &r.id);
-                errors.push(
-                    ConfigError::new(ConfigErrorKind::ConflictingRoutes, format!("routes[{second}].match"), format!("matches the same requests as routes[{first}] (\"{first_id}\"), so one of them is never taken"))
-                        .hint("make the methods disjoint, or add a host or header condition"),
-                );
+                errors.push(RouterError::Shadowed { route: second, first });
             }
         }
     }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use gateway_core::ports::Client;
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::{Request, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -98,7 +98,12 @@ fn get(uri: &str, headers: &[(&str, &str)]) -> Request<FakeBody> {
 }
 
 fn send(gateway: &Gateway, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
-    block_on(handle(gateway, fake, request, &CLIENT))
+    send_in(gateway, &IsolateState::new(), fake, request)
+}
+
+/// As one isolate serves several requests: what it learns (keys, breakers) carries over.
+fn send_in(gateway: &Gateway, state: &IsolateState, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
+    block_on(handle(gateway, state, fake, request, &CLIENT))
 }
 
 fn bearer(token: &str) -> String {
@@ -387,6 +392,7 @@ fn a_native_verifier_is_asked_only_for_the_keys_own_public_key_algorithm() {
 
 #[test]
 fn a_repeated_token_skips_the_signature_check_for_a_minute_but_never_the_clock() {
+    let state = IsolateState::new();
     let gateway = gateway();
     let key = p256_key(6);
     let fake = platform().respond(200, &[], &jwks(&[p256_jwk(&key, "k1")]));
@@ -397,14 +403,18 @@ fn a_repeated_token_skips_the_signature_check_for_a_minute_but_never_the_clock()
         &claims(json!({"iss": "https://tenant2.example", "aud": null, "exp": NOW + 90})),
     ));
     for _ in 0..3 {
-        assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
+        assert_eq!(send_in(&gateway, &state, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
     }
     assert_eq!(fake.native_calls.get(), 1, "verified once");
     fake.now.set(fake.now.get() + 121_000);
-    assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
+    assert_eq!(send_in(&gateway, &state, &fake, get("/private", &[("authorization", &auth)])).status(), 200);
     assert_eq!(fake.native_calls.get(), 2, "verified again after a minute");
     fake.now.set(fake.now.get() + 30_000); // 151 s after minting: past exp and the 60 s leeway
-    assert_eq!(send(&gateway, &fake, get("/private", &[("authorization", &auth)])).status(), 401, "expired meanwhile");
+    assert_eq!(
+        send_in(&gateway, &state, &fake, get("/private", &[("authorization", &auth)])).status(),
+        401,
+        "expired meanwhile"
+    );
 }
 
 #[test]
@@ -426,7 +436,13 @@ fn where_instances_live_one_request_the_store_remembers_a_verified_token() {
             response.headers_mut().insert("cache-control", "max-age=300".parse().unwrap());
             response
         }));
-        let response = block_on(handle(&gateway(), fresh, get("/private", &[("authorization", &auth)]), &CLIENT));
+        let response = block_on(handle(
+            &gateway(),
+            &IsolateState::new(),
+            fresh,
+            get("/private", &[("authorization", &auth)]),
+            &CLIENT,
+        ));
         fresh.0.script.borrow_mut().clear();
         response.status()
     };
@@ -446,7 +462,11 @@ fn where_instances_live_one_request_the_store_remembers_a_verified_token() {
     fake.script
         .borrow_mut()
         .push_front(Script::Respond(Response::new(FakeBody::Bytes(Bytes::from(jwks(&[p256_jwk(&key, "k1")]))))));
-    assert_eq!(block_on(handle(&other, &spin, get("/private", &[("authorization", &auth)]), &CLIENT)).status(), 200);
+    assert_eq!(
+        block_on(handle(&other, &IsolateState::new(), &spin, get("/private", &[("authorization", &auth)]), &CLIENT))
+            .status(),
+        200
+    );
     assert_eq!(fake.native_calls.get(), 2, "verified: the file changed");
     fake.script.borrow_mut().clear();
 
@@ -550,18 +570,19 @@ fn concurrent_unknown_kids_cause_one_jwks_fetch() {
         let tokens: Vec<String> = (0..20)
             .map(|i| if known { tenant_token(&key, "k1") } else { tenant_token(&key, &format!("junk{i}")) })
             .collect();
-        let requests: Vec<_> =
-            tokens
-                .iter()
-                .map(|token| {
-                    let auth = bearer(token);
-                    let gateway = &gateway;
-                    let fake = &fake;
-                    async move {
-                        handle(gateway, fake, get("/private", &[("authorization", &auth)]), &CLIENT).await.status()
-                    }
-                })
-                .collect();
+        let requests: Vec<_> = tokens
+            .iter()
+            .map(|token| {
+                let auth = bearer(token);
+                let gateway = &gateway;
+                let fake = &fake;
+                async move {
+                    handle(gateway, &IsolateState::new(), fake, get("/private", &[("authorization", &auth)]), &CLIENT)
+                        .await
+                        .status()
+                }
+            })
+            .collect();
         let statuses = join_all(requests);
         let fetches = fake.received.borrow().iter().filter(|r| r.uri().path() == "/jwks.json").count();
         assert_eq!(fetches, 1, "known kid {known}: one fetch for the burst");
@@ -586,7 +607,11 @@ fn instances_sharing_a_store_fetch_the_jwks_once() {
         .map(|gateway| {
             let fake = &fake;
             let auth = auth.clone();
-            async move { handle(gateway, fake, get("/private", &[("authorization", &auth)]), &CLIENT).await.status() }
+            async move {
+                handle(gateway, &IsolateState::new(), fake, get("/private", &[("authorization", &auth)]), &CLIENT)
+                    .await
+                    .status()
+            }
         })
         .collect();
     let statuses = join_all(requests);

@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use gateway_core::ports::Client;
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::{Request, Response};
 use serde_json::{json, Value};
 
@@ -68,7 +68,12 @@ fn request_with(method: &str, path: &str, headers: &[(&str, &str)], body: FakeBo
 }
 
 fn send(gateway: &Gateway, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
-    block_on(handle(gateway, fake, request, &CLIENT))
+    send_in(gateway, &IsolateState::new(), fake, request)
+}
+
+/// As one isolate serves several requests: what it learns (keys, breakers) carries over.
+fn send_in(gateway: &Gateway, state: &IsolateState, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
+    block_on(handle(gateway, state, fake, request, &CLIENT))
 }
 
 fn problem_type(response: &Response<FakeBody>) -> String {
@@ -237,11 +242,12 @@ fn a_stalled_upload_is_answered_408() {
 /// Item 14: an attempt the route timeout cuts short counts against its target's breaker.
 #[test]
 fn timeouts_open_the_breaker() {
+    let state = IsolateState::new();
     let gateway = Gateway::from_json(&routes(false)).unwrap();
     let fake = Fake::new().then(Script::Hang).then(Script::Hang);
-    assert_eq!(send(&gateway, &fake, request("GET", "/fragile", &[])).status(), 504);
-    assert_eq!(send(&gateway, &fake, request("GET", "/fragile", &[])).status(), 504);
-    let open = send(&gateway, &fake, request("GET", "/fragile", &[]));
+    assert_eq!(send_in(&gateway, &state, &fake, request("GET", "/fragile", &[])).status(), 504);
+    assert_eq!(send_in(&gateway, &state, &fake, request("GET", "/fragile", &[])).status(), 504);
+    let open = send_in(&gateway, &state, &fake, request("GET", "/fragile", &[]));
     assert_eq!(open.status(), 503);
     assert_eq!(problem_type(&open), "urn:edgegate:problem:upstream-circuit-open");
     assert_eq!(fake.received.borrow().len(), 2, "the open breaker sent nothing");
@@ -289,12 +295,12 @@ fn an_ipv4_mapped_address_is_its_ipv4_address() {
     let gateway = Gateway::from_json(&routes(false)).unwrap();
     let mapped = Client { ip: Some("::ffff:203.0.113.9".parse().unwrap()), https: true };
     let fake = Fake::new();
-    block_on(handle(&gateway, &fake, request("GET", "/pub/x", &[]), &mapped));
+    block_on(handle(&gateway, &IsolateState::new(), &fake, request("GET", "/pub/x", &[]), &mapped));
     assert_eq!(fake.last().headers()["x-forwarded-for"], "203.0.113.9");
     // One counter for the client, whichever form its address came in.
     let fake = Fake::new();
-    block_on(handle(&gateway, &fake, request("GET", "/by-ip", &[]), &mapped));
-    block_on(handle(&gateway, &fake, request("GET", "/by-ip", &[]), &CLIENT));
+    block_on(handle(&gateway, &IsolateState::new(), &fake, request("GET", "/by-ip", &[]), &mapped));
+    block_on(handle(&gateway, &IsolateState::new(), &fake, request("GET", "/by-ip", &[]), &CLIENT));
     let keys: Vec<String> = fake.limits.borrow().keys().cloned().collect();
     assert_eq!(keys, ["rl:per-ip|203.0.113.9"]);
 }

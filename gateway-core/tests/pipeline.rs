@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use gateway_core::ports::Client;
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::Request;
 
 mod support;
@@ -79,7 +79,13 @@ fn routing_table() {
     let gateway = gateway();
     for (method, uri, headers, expected) in table {
         let fake = Fake::new();
-        let response = block_on(handle(&gateway, &fake, request(method, uri, headers, FakeBody::Empty), &CLIENT));
+        let response = block_on(handle(
+            &gateway,
+            &IsolateState::new(),
+            &fake,
+            request(method, uri, headers, FakeBody::Empty),
+            &CLIENT,
+        ));
         match expected {
             Ok(upstream) => {
                 assert_eq!(response.status(), 200, "{method} {uri}");
@@ -95,8 +101,13 @@ fn routing_table() {
 
 #[test]
 fn method_not_allowed_lists_allowed_methods() {
-    let response =
-        block_on(handle(&gateway(), &Fake::new(), request("POST", "/users/7", &[], FakeBody::Empty), &CLIENT));
+    let response = block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &Fake::new(),
+        request("POST", "/users/7", &[], FakeBody::Empty),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "GET, PUT, DELETE");
 }
@@ -104,7 +115,13 @@ fn method_not_allowed_lists_allowed_methods() {
 #[test]
 fn problems_are_rfc9457_with_stable_types() {
     let fake = Fake::new();
-    let response = block_on(handle(&gateway(), &fake, get("/nothing", &[("x-request-id", "req-1")]), &CLIENT));
+    let response = block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &fake,
+        get("/nothing", &[("x-request-id", "req-1")]),
+        &CLIENT,
+    ));
     assert_eq!(response.headers()["content-type"], "application/problem+json");
     let body: serde_json::Value = serde_json::from_str(&response.body().text()).unwrap();
     assert_eq!(body["type"], "urn:edgegate:problem:route-not-found");
@@ -126,7 +143,7 @@ fn upstream_response_passes_through_with_hop_by_hop_removed() {
         ],
         "teapot",
     );
-    let response = block_on(handle(&gateway(), &fake, get("/api/x", &[]), &CLIENT));
+    let response = block_on(handle(&gateway(), &IsolateState::new(), &fake, get("/api/x", &[]), &CLIENT));
     assert_eq!(response.status(), 418);
     assert_eq!(response.headers()["x-custom"], "yes");
     assert_eq!(response.headers()["set-cookie"], "a=1");
@@ -148,7 +165,7 @@ fn forwarding_headers_come_from_the_runtime_not_the_client() {
         ("te", "trailers"),
         ("proxy-authorization", "x"),
     ];
-    block_on(handle(&gateway(), &fake, get("https://gw.example:8443/api/x", &headers), &CLIENT));
+    block_on(handle(&gateway(), &IsolateState::new(), &fake, get("https://gw.example:8443/api/x", &headers), &CLIENT));
     let sent = fake.last();
     let h = sent.headers();
     assert_eq!(h["x-forwarded-for"], "203.0.113.9");
@@ -168,6 +185,7 @@ fn trusted_forwarding_headers_are_extended() {
     let fake = Fake::new();
     block_on(handle(
         &gateway,
+        &IsolateState::new(),
         &fake,
         get("/api/x", &[("x-forwarded-for", "198.51.100.1"), ("x-forwarded-proto", "http")]),
         &CLIENT,
@@ -186,7 +204,13 @@ fn request_ids_are_kept_when_well_formed_and_made_otherwise() {
     ];
     for (incoming, expected) in table {
         let fake = Fake::new();
-        let response = block_on(handle(&gateway(), &fake, get("/api/x", &[("x-request-id", incoming)]), &CLIENT));
+        let response = block_on(handle(
+            &gateway(),
+            &IsolateState::new(),
+            &fake,
+            get("/api/x", &[("x-request-id", incoming)]),
+            &CLIENT,
+        ));
         assert_eq!(response.headers()["x-request-id"], expected, "{incoming:?}");
         assert_eq!(fake.last().headers()["x-request-id"], expected, "{incoming:?}");
     }
@@ -196,13 +220,25 @@ fn request_ids_are_kept_when_well_formed_and_made_otherwise() {
 fn trace_context_is_continued_or_started() {
     let fake = Fake::new();
     let incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    block_on(handle(&gateway(), &fake, get("/api/x", &[("traceparent", incoming), ("tracestate", "v=1")]), &CLIENT));
+    block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &fake,
+        get("/api/x", &[("traceparent", incoming), ("tracestate", "v=1")]),
+        &CLIENT,
+    ));
     let sent = fake.last();
     assert_eq!(sent.headers()["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-0102030405060708-01");
     assert_eq!(sent.headers()["tracestate"], "v=1");
 
     let fake = Fake::new();
-    block_on(handle(&gateway(), &fake, get("/api/x", &[("traceparent", "garbage"), ("tracestate", "v=1")]), &CLIENT));
+    block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &fake,
+        get("/api/x", &[("traceparent", "garbage"), ("tracestate", "v=1")]),
+        &CLIENT,
+    ));
     let sent = fake.last();
     assert_eq!(sent.headers()["traceparent"], "00-0102030405060708090a0b0c0d0e0f10-0102030405060708-00");
     assert!(!sent.headers().contains_key("tracestate"));
@@ -210,9 +246,16 @@ fn trace_context_is_continued_or_started() {
 
 #[test]
 fn timeouts_and_unreachable_upstreams() {
-    let response = block_on(handle(&gateway(), &Fake::new().then(Script::Hang), get("/slow", &[]), &CLIENT));
+    let response =
+        block_on(handle(&gateway(), &IsolateState::new(), &Fake::new().then(Script::Hang), get("/slow", &[]), &CLIENT));
     assert_eq!(response.status(), 504);
-    let response = block_on(handle(&gateway(), &Fake::new().then(Script::Unreachable), get("/slow", &[]), &CLIENT));
+    let response = block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &Fake::new().then(Script::Unreachable),
+        get("/slow", &[]),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 502);
     let body = response.body().text();
     assert!(!body.contains("connection refused"), "internal detail leaked: {body}");
@@ -225,6 +268,7 @@ fn body_limits() {
     let fake = Fake::new();
     let response = block_on(handle(
         &gateway,
+        &IsolateState::new(),
         &fake,
         request("PUT", "/users/1", &[("content-length", "65")], FakeBody::Chunks(vec![])),
         &CLIENT,
@@ -234,15 +278,21 @@ fn body_limits() {
     // Undeclared and too large: counted as it streams; the upload is cut and the client gets 413.
     let chunks = vec![Bytes::from(vec![b'x'; 40]), Bytes::from(vec![b'x'; 40])];
     let fake = Fake::new();
-    let response =
-        block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[], FakeBody::Chunks(chunks)), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &IsolateState::new(),
+        &fake,
+        request("PUT", "/users/1", &[], FakeBody::Chunks(chunks)),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 413);
     assert!(response.body().text().contains("urn:edgegate:problem:payload-too-large"));
     assert!(fake.received.borrow().is_empty(), "no whole request reached the upstream");
     // Undeclared and small enough: streamed through as it came, never buffered.
     let fake = Fake::new();
     let body = FakeBody::Chunks(vec![Bytes::from_static(b"hel"), Bytes::from_static(b"lo")]);
-    let response = block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[], body.clone()), &CLIENT));
+    let response =
+        block_on(handle(&gateway, &IsolateState::new(), &fake, request("PUT", "/users/1", &[], body.clone()), &CLIENT));
     assert_eq!(response.status(), 200);
     let sent = fake.last();
     assert!(!sent.headers().contains_key("content-length"));
@@ -250,11 +300,18 @@ fn body_limits() {
     // A declared length within the limit streams through untouched.
     let fake = Fake::new();
     let body = FakeBody::Chunks(vec![Bytes::from_static(b"abc")]);
-    block_on(handle(&gateway, &fake, request("PUT", "/users/1", &[("content-length", "3")], body.clone()), &CLIENT));
+    block_on(handle(
+        &gateway,
+        &IsolateState::new(),
+        &fake,
+        request("PUT", "/users/1", &[("content-length", "3")], body.clone()),
+        &CLIENT,
+    ));
     assert_eq!(*fake.last().body(), body);
     // A malformed length is a bad request.
     let response = block_on(handle(
         &gateway,
+        &IsolateState::new(),
         &Fake::new(),
         request("PUT", "/users/1", &[("content-length", "x")], FakeBody::Empty),
         &CLIENT,
@@ -271,7 +328,13 @@ fn cors_preflight_and_actual_requests() {
         ("access-control-request-headers", "Content-Type"),
     ];
     let fake = Fake::new();
-    let response = block_on(handle(&gateway, &fake, request("OPTIONS", "/c", &preflight, FakeBody::Empty), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &IsolateState::new(),
+        &fake,
+        request("OPTIONS", "/c", &preflight, FakeBody::Empty),
+        &CLIENT,
+    ));
     assert_eq!(response.status(), 204);
     assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(response.headers()["access-control-allow-methods"], "GET, POST");
@@ -290,24 +353,46 @@ fn cors_preflight_and_actual_requests() {
         ],
     ];
     for headers in refusals {
-        let response =
-            block_on(handle(&gateway, &Fake::new(), request("OPTIONS", "/c", headers, FakeBody::Empty), &CLIENT));
+        let response = block_on(handle(
+            &gateway,
+            &IsolateState::new(),
+            &Fake::new(),
+            request("OPTIONS", "/c", headers, FakeBody::Empty),
+            &CLIENT,
+        ));
         assert!(matches!(response.status().as_u16(), 403 | 405), "{headers:?}: {}", response.status());
         assert!(!response.headers().contains_key("access-control-allow-origin"), "{headers:?}");
     }
 
-    let response =
-        block_on(handle(&gateway, &Fake::new(), get("/c", &[("origin", "https://app.example.com")]), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &IsolateState::new(),
+        &Fake::new(),
+        get("/c", &[("origin", "https://app.example.com")]),
+        &CLIENT,
+    ));
     assert_eq!(response.headers()["access-control-allow-origin"], "https://app.example.com");
     assert_eq!(response.headers()["access-control-expose-headers"], "x-total");
-    let response = block_on(handle(&gateway, &Fake::new(), get("/c", &[("origin", "https://evil.example")]), &CLIENT));
+    let response = block_on(handle(
+        &gateway,
+        &IsolateState::new(),
+        &Fake::new(),
+        get("/c", &[("origin", "https://evil.example")]),
+        &CLIENT,
+    ));
     assert!(!response.headers().contains_key("access-control-allow-origin"));
 }
 
 #[test]
 fn one_access_log_line_per_request_without_query() {
     let fake = Fake::new().respond(201, &[], "");
-    block_on(handle(&gateway(), &fake, get("/api/x?token=secret", &[("x-request-id", "r-1")]), &CLIENT));
+    block_on(handle(
+        &gateway(),
+        &IsolateState::new(),
+        &fake,
+        get("/api/x?token=secret", &[("x-request-id", "r-1")]),
+        &CLIENT,
+    ));
     let logs = fake.logs.borrow();
     assert_eq!(logs.len(), 1);
     let line: serde_json::Value = serde_json::from_str(&logs[0]).unwrap();

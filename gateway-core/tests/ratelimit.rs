@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use gateway_core::ports::Client;
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::{Request, Response};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -66,7 +66,7 @@ fn get(path: &str, headers: &[(&str, &str)]) -> Request<FakeBody> {
 }
 
 fn send(gateway: &Gateway, fake: &Fake, path: &str, headers: &[(&str, &str)]) -> Response<FakeBody> {
-    block_on(handle(gateway, fake, get(path, headers), &CLIENT))
+    block_on(handle(gateway, &IsolateState::new(), fake, get(path, headers), &CLIENT))
 }
 
 fn header<'a>(response: &'a Response<FakeBody>, name: &str) -> Option<&'a str> {

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use gateway_core::ports::Client;
-use gateway_core::{handle, Gateway};
+use gateway_core::{handle, Gateway, IsolateState};
 use http::{Request, Response};
 use serde_json::{json, Value};
 
@@ -58,7 +58,7 @@ fn request(method: &str, path: &str, headers: &[(&str, &str)], body: FakeBody) -
 }
 
 fn send(fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
-    block_on(handle(&gateway(), fake, request, &CLIENT))
+    block_on(handle(&gateway(), &IsolateState::new(), fake, request, &CLIENT))
 }
 
 fn problem_type(response: &Response<FakeBody>) -> String {
@@ -177,6 +177,7 @@ fn ip_lists() {
     assert_eq!(send(&fake, request("GET", "/lan", &[], FakeBody::Empty)).status(), 200);
     let unknown = block_on(handle(
         &gateway(),
+        &IsolateState::new(),
         &fake,
         request("GET", "/lan", &[], FakeBody::Empty),
         &Client { ip: None, https: true },
@@ -268,7 +269,7 @@ fn edge_cache_hit_miss_bypass() {
         .respond(200, &[("cache-control", "max-age=30"), ("set-cookie", "s=1")], "three")
         .respond(200, &[("cache-control", "max-age=30")], "four");
     let get = |path: &str, headers: &[(&str, &str)]| {
-        block_on(handle(&gateway, &fake, request("GET", path, headers, FakeBody::Empty), &CLIENT))
+        block_on(handle(&gateway, &IsolateState::new(), &fake, request("GET", path, headers, FakeBody::Empty), &CLIENT))
     };
     let status = |r: &Response<FakeBody>| r.headers()["cache-status"].to_str().unwrap().to_owned();
     assert_eq!(status(&get("/c/x", &[("accept-language", "en")])), "edgegate; fwd=uri-miss; stored");

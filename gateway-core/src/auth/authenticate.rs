@@ -15,6 +15,7 @@ use super::policy::{
     JwtScheme, RouteRequirement, SchemeKind,
 };
 use super::remembered;
+use super::KeyCache;
 use crate::ports::{explain, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::Gateway;
@@ -67,6 +68,7 @@ pub(crate) struct Authenticated {
 /// Identity headers a client sent and credentials are removed from `headers` either way.
 pub(crate) async fn authenticate<P: Platform>(
     gateway: &Gateway,
+    keys: &KeyCache,
     platform: &P,
     requirement: &RouteRequirement,
     headers: &mut HeaderMap,
@@ -78,19 +80,10 @@ pub(crate) async fn authenticate<P: Platform>(
     for &index in requirement.schemes.iter() {
         let Some(scheme) = policies.schemes.get(index) else { continue };
         let result = match &scheme.kind {
-            SchemeKind::Jwt(jwt) => verify_jwt(gateway, platform, jwt, headers, uri).await,
+            SchemeKind::Jwt(jwt) => verify_jwt((gateway, keys), platform, jwt, headers, uri).await,
             SchemeKind::ApiKey(keys) => verify_api_key(platform, keys, headers, uri).await,
         };
-        explain(platform, "auth", || {
-            let verdict = match &result {
-                Ok(Some(identity)) => format!("accepted, caller {}", identity.principal().unwrap_or("(no sub)")),
-                Ok(None) => "no credential where it looks".to_owned(),
-                Err(Refusal::InvalidToken(why)) => format!("refused: {why}"),
-                Err(Refusal::KeysUnavailable) => "no key can be obtained for this token".to_owned(),
-                Err(Refusal::StoreUnavailable) => "the consumer directory cannot be read".to_owned(),
-            };
-            format!("scheme \"{}\": {verdict}", scheme.name)
-        });
+        explain(platform, "auth", || format!("scheme \"{}\": {}", scheme.name, verdict(&result)));
         match result {
             Ok(Some(identity)) => {
                 outcome = Some((index, identity));
@@ -147,6 +140,17 @@ pub(crate) async fn authenticate<P: Platform>(
         forward_identity(&scheme.kind, &identity, headers);
     }
     Ok(Authenticated { identity, query })
+}
+
+/// One scheme's verdict, for `explain`.
+fn verdict(result: &Result<Option<Identity>, Refusal>) -> String {
+    match result {
+        Ok(Some(identity)) => format!("accepted, caller {}", identity.principal().unwrap_or("(no sub)")),
+        Ok(None) => "no credential where it looks".to_owned(),
+        Err(Refusal::InvalidToken(why)) => format!("refused: {why}"),
+        Err(Refusal::KeysUnavailable) => "no key can be obtained for this token".to_owned(),
+        Err(Refusal::StoreUnavailable) => "the consumer directory cannot be read".to_owned(),
+    }
 }
 
 /// Removes a scheme's identity headers and credential; a credential in the query string is
@@ -289,7 +293,7 @@ fn jwt_refusal(error: &JwtError) -> Refusal {
 }
 
 async fn verify_jwt<P: Platform>(
-    gateway: &Gateway,
+    (gateway, keys): (&Gateway, &KeyCache),
     platform: &P,
     scheme: &JwtScheme,
     headers: &HeaderMap,
@@ -305,7 +309,7 @@ async fn verify_jwt<P: Platform>(
     }
     let now = platform.now();
     let now_s = i64::try_from(now / 1000).unwrap_or(i64::MAX);
-    if let Some(hit) = remembered::recall(gateway, platform, &token, now).await {
+    if let Some(hit) = remembered::recall(gateway, keys, platform, &token, now).await {
         if let Some(issuer) =
             scheme.issuers.contains(&hit.issuer).then(|| gateway.auth.issuers.get(hit.issuer)).flatten()
         {
@@ -328,53 +332,68 @@ async fn verify_jwt<P: Platform>(
     let Some((issuer_index, issuer)) = found else {
         return Err(Refusal::InvalidToken("The token issuer is not accepted"));
     };
-    let kid = decoded.kid();
-
-    let of_alg = |keys: &[VerifyingKey]| keys.iter().any(|k| k.algorithm() == alg);
-    let has_kid = |keys: &[VerifyingKey]| kid.is_some_and(|kid| keys.iter().any(|k| k.kid() == Some(kid)));
-
-    let mut verified = verifies(platform, &decoded, alg, &issuer.static_keys).await;
-    let mut candidates = of_alg(&issuer.static_keys);
-    let mut kid_known = has_kid(&issuer.static_keys);
-    // A source that was asked and gave nothing: with no other key, the answer is 503, not 401.
-    let mut source_empty = false;
-    if !verified && alg.is_hmac() && !issuer.secrets.is_empty() {
-        let keys = gateway.keys.secret_keys(platform, issuer_index, issuer);
-        source_empty |= keys.is_empty();
-        candidates |= of_alg(&keys);
-        kid_known |= has_kid(&keys);
-        verified = verifies(platform, &decoded, alg, &keys).await;
-    }
-    if !verified && !alg.is_hmac() {
-        if let Some(source) = &issuer.jwks {
-            let refetch_kid = kid.filter(|_| !kid_known);
-            let entry = gateway.keys.jwks(platform, issuer_index, issuer, source, refetch_kid).await;
-            let usable = entry.usable_keys(platform.now(), &issuer.cache);
-            source_empty |= usable.is_empty();
-            candidates |= of_alg(usable);
-            kid_known |= has_kid(usable);
-            verified = verifies(platform, &decoded, alg, usable).await;
-        }
-    }
-    if !verified {
-        return Err(match () {
-            () if !candidates && source_empty => Refusal::KeysUnavailable,
-            () if !candidates => Refusal::InvalidToken("The token algorithm is not accepted"),
-            () if kid.is_some() && !kid_known => Refusal::InvalidToken("The token key is unknown"),
-            () => Refusal::InvalidToken("The token signature is invalid"),
-        });
-    }
+    verify_with_issuer_keys(keys, platform, &decoded, alg, (issuer_index, issuer)).await?;
     check_claims(issuer, decoded.claims(), now_s, scheme.leeway_s)
         .map_err(|e| Refusal::InvalidToken(e.description()))?;
     let claims = std::sync::Arc::new(decoded.into_claims());
     remembered::keep(
         gateway,
+        keys,
         platform,
         &token,
         VerifiedToken { issuer: issuer_index, claims: claims.clone(), verified_at: now },
     )
     .await;
     Ok(Some(Identity::Token { claims }))
+}
+
+/// Verifies the token's signature with the issuer's keys: static ones, then shared secrets
+/// (HMAC), then its key set (fetched again when the token names a key not yet seen). A source
+/// that was asked and gave nothing, with no other key, means 503 rather than 401.
+async fn verify_with_issuer_keys<P: Platform>(
+    keys: &KeyCache,
+    platform: &P,
+    decoded: &DecodedToken,
+    alg: Algorithm,
+    (issuer_index, issuer): (usize, &super::policy::IssuerPolicy),
+) -> Result<(), Refusal> {
+    let kid = decoded.kid();
+
+    let of_alg = |keys: &[VerifyingKey]| keys.iter().any(|k| k.algorithm() == alg);
+    let has_kid = |keys: &[VerifyingKey]| kid.is_some_and(|kid| keys.iter().any(|k| k.kid() == Some(kid)));
+
+    let mut verified = verifies(platform, decoded, alg, &issuer.static_keys).await;
+    let mut candidates = of_alg(&issuer.static_keys);
+    let mut kid_known = has_kid(&issuer.static_keys);
+    // A source that was asked and gave nothing: with no other key, the answer is 503, not 401.
+    let mut source_empty = false;
+    if !verified && alg.is_hmac() && !issuer.secrets.is_empty() {
+        let secrets = keys.secret_keys(platform, issuer_index, issuer);
+        source_empty |= secrets.is_empty();
+        candidates |= of_alg(&secrets);
+        kid_known |= has_kid(&secrets);
+        verified = verifies(platform, decoded, alg, &secrets).await;
+    }
+    if !verified && !alg.is_hmac() {
+        if let Some(source) = &issuer.jwks {
+            let refetch_kid = kid.filter(|_| !kid_known);
+            let entry = keys.jwks(platform, issuer_index, issuer, source, refetch_kid).await;
+            let usable = entry.usable_keys(platform.now(), &issuer.cache);
+            source_empty |= usable.is_empty();
+            candidates |= of_alg(usable);
+            kid_known |= has_kid(usable);
+            verified = verifies(platform, decoded, alg, usable).await;
+        }
+    }
+    if verified {
+        return Ok(());
+    }
+    Err(match () {
+        () if !candidates && source_empty => Refusal::KeysUnavailable,
+        () if !candidates => Refusal::InvalidToken("The token algorithm is not accepted"),
+        () if kid.is_some() && !kid_known => Refusal::InvalidToken("The token key is unknown"),
+        () => Refusal::InvalidToken("The token signature is invalid"),
+    })
 }
 
 /// Whether a key of the token's algorithm (and `kid`, when both name one) verifies it: natively

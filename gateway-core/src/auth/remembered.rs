@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::jwks::{VerifiedToken, VERIFIED_TTL_MS};
+use super::jwks::{KeyCache, VerifiedToken, VERIFIED_TTL_MS};
 use crate::ports::{Platform, Store, UnixMillis};
 use crate::Gateway;
 
@@ -52,11 +52,12 @@ fn slot(token: &str) -> (String, String) {
 /// whose instances live one request) from the store.
 pub(crate) async fn recall<P: Platform>(
     gateway: &Gateway,
+    keys: &KeyCache,
     platform: &P,
     token: &str,
     now: UnixMillis,
 ) -> Option<VerifiedToken> {
-    if let Some(hit) = gateway.keys.verified(token, now) {
+    if let Some(hit) = keys.verified(token, now) {
         return Some(hit);
     }
     if !<P as Store>::FRESH_INSTANCE_PER_REQUEST {
@@ -76,7 +77,13 @@ pub(crate) async fn recall<P: Platform>(
 }
 
 /// Remembers a token whose signature was just verified, where [`recall`] looks.
-pub(crate) async fn keep<P: Platform>(gateway: &Gateway, platform: &P, token: &str, verified: VerifiedToken) {
+pub(crate) async fn keep<P: Platform>(
+    gateway: &Gateway,
+    keys: &KeyCache,
+    platform: &P,
+    token: &str,
+    verified: VerifiedToken,
+) {
     if <P as Store>::FRESH_INSTANCE_PER_REQUEST {
         if let Some(fingerprint) = gateway.fingerprint {
             let (key, digest) = slot(token);
@@ -93,5 +100,5 @@ pub(crate) async fn keep<P: Platform>(gateway: &Gateway, platform: &P, token: &s
             }
         }
     }
-    gateway.keys.remember(token, verified);
+    keys.remember(token, verified);
 }

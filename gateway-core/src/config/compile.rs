@@ -9,10 +9,10 @@ use super::auth::{compile_requirement, compile_schemes};
 use super::error::{did_you_mean, ConfigError, ConfigErrorKind as Kind};
 use super::model::{Cors, RouteAuthSetting, RouteCors, RouteRateLimit, RoutesFile};
 use super::ratelimit::{compile_policies, resolve};
-use super::transform;
+use super::{aggregate, body, edits, ip, upstreams};
 use crate::cors::{CorsPolicy, OriginPattern};
 use crate::route::{CompiledRoute, HostPattern, PathPlan, Piece, UpstreamTarget};
-use crate::router::Router;
+use crate::router::{Router, RouterError};
 use crate::Gateway;
 
 /// Default upstream timeout when neither the route nor `defaults` sets one.
@@ -206,7 +206,7 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
                 }
             }
         }
-        if let Some(pool) = super::transform::pool(&mut c, &path, upstream, members, weights) {
+        if let Some(pool) = upstreams::pool(&mut c, &path, upstream, members, weights) {
             upstream_index.insert(name.as_str(), pools.len());
             pools.push(pool);
         }
@@ -427,35 +427,35 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             Some(RouteRateLimit::Policies(list)) => resolve(&mut c, &format!("{at}.rate_limit"), list, &policy_names),
         };
 
-        let ip = route.ip.as_ref().map(|lists| transform::ip_filter(&mut c, &format!("{at}.ip"), lists));
+        let ip = route.ip.as_ref().map(|lists| ip::ip_filter(&mut c, &format!("{at}.ip"), lists));
         let request_edits = route
             .request
             .as_ref()
             .and_then(|r| r.headers.as_ref())
-            .map(|edits| transform::header_edits(&mut c, &format!("{at}.request.headers"), edits, &params));
+            .map(|edits| edits::header_edits(&mut c, &format!("{at}.request.headers"), edits, &params));
         let query = route
             .request
             .as_ref()
             .and_then(|r| r.query.as_ref())
-            .map(|policy| transform::query_plan(&mut c, &format!("{at}.request.query"), policy, &params));
+            .map(|policy| edits::query_plan(&mut c, &format!("{at}.request.query"), policy, &params));
         let response_edits = route
             .response
             .as_ref()
             .and_then(|r| r.headers.as_ref())
-            .map(|edits| transform::header_edits(&mut c, &format!("{at}.response.headers"), edits, &params));
+            .map(|edits| edits::header_edits(&mut c, &format!("{at}.response.headers"), edits, &params));
         let body = route
             .response
             .as_ref()
             .and_then(|r| r.body.as_ref())
-            .map(|body| transform::body_plan(&mut c, &format!("{at}.response.body"), body));
+            .map(|body| body::body_plan(&mut c, &format!("{at}.response.body"), body));
         let validate = route
             .validate_body
             .as_ref()
-            .and_then(|schema| transform::schema(&mut c, &format!("{at}.validate_body"), schema));
-        let retry = route.retry.as_ref().and_then(|retry| transform::retry(&mut c, &format!("{at}.retry"), retry));
+            .and_then(|schema| body::schema(&mut c, &format!("{at}.validate_body"), schema));
+        let retry = route.retry.as_ref().and_then(|retry| upstreams::retry(&mut c, &format!("{at}.retry"), retry));
         let timeout = Duration::from_millis(timeout_ms);
         let aggregate = route.aggregate.as_ref().and_then(|aggregate| {
-            transform::aggregate(&mut c, &format!("{at}.aggregate"), aggregate, &params, &upstream_index, timeout)
+            aggregate::aggregate(&mut c, &format!("{at}.aggregate"), aggregate, &params, &upstream_index, timeout)
         });
 
         let cache = route.cache.as_ref().map(|cache| crate::route::CachePolicy {
@@ -512,7 +512,8 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
     }
     auth.requirements = requirements.into();
 
-    let router = Router::build(&routes, &templates, &mut c.errors);
+    let (router, router_errors) = Router::build(&routes, &templates);
+    c.errors.extend(router_errors.into_iter().map(|error| routing_error(error, &routes)));
     let openapi_path = file.openapi.as_ref().and_then(|openapi| {
         let literal = openapi.path.starts_with('/') && !openapi.path.contains(['{', '}', '?', '#', '%']);
         if !literal {
@@ -531,20 +532,10 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             router,
             routes: routes.into(),
             upstreams: upstreams.into(),
-            pool_state: std::sync::Mutex::new(
-                pools
-                    .iter()
-                    .map(|pool: &crate::route::Pool| crate::route::PoolState {
-                        counter: 0,
-                        breakers: vec![crate::resilience::Breaker::default(); pool.targets.len()],
-                    })
-                    .collect(),
-            ),
             pools: pools.into(),
             cors: cors_policies.into(),
             default_cors,
             auth,
-            keys: crate::auth::KeyCache::default(),
             rate_policies: rate_policies.into(),
             trust_forwarded: defaults.trust_forwarded_headers.unwrap_or(false),
             merge_slashes: defaults.merge_slashes.unwrap_or(true),
@@ -766,4 +757,37 @@ fn compile_cors(c: &mut Compiler, at: &str, cors: &Cors, route_methods: Option<&
     }
     let policy = CorsPolicy::new(origins, &methods, &allow_headers, &expose_headers, credentials, cors.max_age_s);
     Some(policy.keeping_upstream_headers(cors.keep_upstream_headers.unwrap_or(false)))
+}
+
+/// A route the router cannot take as written, located in the file.
+fn routing_error(error: RouterError, routes: &[CompiledRoute]) -> ConfigError {
+    match error {
+        RouterError::Conflict { route, template, with, other } => {
+            let with = match other {
+                Some(i) => format!("routes[{i}] (\"{with}\")"),
+                None => format!("\"{with}\""),
+            };
+            ConfigError::new(
+                Kind::ConflictingRoutes,
+                format!("routes[{route}].match.path"),
+                format!("path \"{template}\" conflicts with {with}"),
+            )
+            .hint("give parameters in the same position the same name, or make the paths differ by a literal segment")
+        }
+        RouterError::InvalidTemplate { route, template, reason } => ConfigError::new(
+            Kind::InvalidPathTemplate,
+            format!("routes[{route}].match.path"),
+            format!("path \"{template}\": {reason}"),
+        )
+        .hint("write e.g. \"/users/{id}\" or \"/static/{*rest}\""),
+        RouterError::Shadowed { route, first } => {
+            let first_id = routes.get(first).map_or("", |r| &r.id);
+            ConfigError::new(
+                Kind::ConflictingRoutes,
+                format!("routes[{route}].match"),
+                format!("matches the same requests as routes[{first}] (\"{first_id}\"), so one of them is never taken"),
+            )
+            .hint("make the methods disjoint, or add a host or header condition")
+        }
+    }
 }

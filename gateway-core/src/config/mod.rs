@@ -1,15 +1,17 @@
 //! routes.json: the serde model ([`RoutesFile`]), its compilation into a
 //! [`crate::Gateway`] and its JSON Schema.
 
+mod aggregate;
 mod auth;
+mod body;
 mod compile;
+mod edits;
 mod error;
+mod ip;
 mod model;
 pub mod openapi;
 mod ratelimit;
-mod transform;
-
-pub(crate) use transform::BodyPlan;
+mod upstreams;
 
 pub use compile::{compile, from_json, DEFAULT_MAX_BODY_BYTES, DEFAULT_TIMEOUT_MS};
 pub use error::{ConfigError, ConfigErrorKind};

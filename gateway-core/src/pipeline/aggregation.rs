@@ -19,7 +19,7 @@ pub(crate) async fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     (route, aggregate): (&CompiledRoute, &Aggregate),
-    exchange: &Exchange,
+    exchange: &Exchange<'_>,
     context: &Context<'_>,
     headers: &HeaderMap,
 ) -> (Result<Response<P::Body>, Rejection>, UpstreamRecord) {
@@ -28,7 +28,7 @@ pub(crate) async fn run<P: Platform>(
         .legs
         .iter()
         .map(|leg| {
-            let order = gateway.target_order(leg.upstream, random_u64(platform), None);
+            let order = exchange.state.target_order(gateway, leg.upstream, random_u64(platform), None);
             let pool = gateway.pools.get(leg.upstream)?;
             order.first().and_then(|k| pool.targets.get(*k)).and_then(|t| gateway.upstreams.get(*t))
         })

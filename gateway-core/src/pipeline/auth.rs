@@ -11,15 +11,16 @@ pub(crate) async fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     route: &CompiledRoute,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
 ) -> Result<(), Rejection> {
     let Some(requirement) = route.auth.and_then(|i| gateway.auth.requirements.get(i)) else {
         explain(platform, "auth", || "none: the route is public".to_owned());
         return Ok(());
     };
     let parts = &mut exchange.parts;
+    let keys = &exchange.state.keys;
     let authenticated =
-        crate::auth::authenticate(gateway, platform, requirement, &mut parts.headers, &parts.uri).await?;
+        crate::auth::authenticate(gateway, keys, platform, requirement, &mut parts.headers, &parts.uri).await?;
     exchange.forwarded_query = authenticated.query;
     if !matches!(authenticated.identity, crate::auth::Identity::Anonymous) {
         exchange.credentialed = true;

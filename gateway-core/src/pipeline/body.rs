@@ -23,7 +23,7 @@ pub(crate) async fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     route: &CompiledRoute,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
     body: P::Body,
 ) -> Result<Sendable<P::Body>, Rejection> {
     let headers = &mut exchange.parts.headers;

@@ -16,7 +16,7 @@ use crate::transform::edits::Context;
 pub(crate) async fn lookup<P: Platform>(
     platform: &P,
     route: &CompiledRoute,
-    exchange: &Exchange,
+    exchange: &Exchange<'_>,
     context: &Context<'_>,
     outbound: &Outbound,
 ) -> Result<CacheState, Stop<P::Body>> {

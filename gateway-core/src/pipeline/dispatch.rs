@@ -5,40 +5,51 @@
 use http::{Method, Request, Response};
 
 use super::body::Sendable;
-use super::exchange::UpstreamRecord;
+use super::exchange::{Exchange, UpstreamRecord};
 use super::random_u64;
 use super::request_transform::Outbound;
 use crate::deadline::with_timeout;
 use crate::ports::{explain, Body, FetchError, Platform};
 use crate::problem::{ProblemKind, Rejection};
-use crate::resilience::AttemptOutcome;
+use crate::resilience::{AttemptOutcome, Balance};
 use crate::route::CompiledRoute;
-use crate::Gateway;
+use crate::{Gateway, IsolateState};
 
 /// Sends the request; the upstream's answer, whatever its status, or why there is none.
 pub(crate) async fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     route: &CompiledRoute,
-    method: &Method,
+    exchange: &Exchange<'_>,
+    outbound: Outbound,
+    body: Sendable<P::Body>,
+) -> (Result<Response<P::Body>, Rejection>, UpstreamRecord) {
+    let mut record = UpstreamRecord::default();
+    let result = attempt(gateway, platform, route, exchange, outbound, body, &mut record).await;
+    (result, record)
+}
+
+async fn attempt<P: Platform>(
+    gateway: &Gateway,
+    platform: &P,
+    route: &CompiledRoute,
+    exchange: &Exchange<'_>,
     outbound: Outbound,
     body: Sendable<P::Body>,
     record: &mut UpstreamRecord,
 ) -> Result<Response<P::Body>, Rejection> {
-    let pool = gateway
-        .pools
-        .get(route.upstream)
-        .ok_or_else(|| Rejection::new(ProblemKind::Internal, "The gateway could not handle this request."))?;
+    let state = exchange.state;
     let in_flight = std::cell::Cell::new(None);
     // A streamed upload can be what stalls: a timeout then says nothing about the upstream.
     let streamed_upload = matches!(body, Sendable::Stream(_));
     let sent = platform.now();
-    let attempts = send_with_retries(gateway, platform, route, pool, method, outbound, body, &in_flight);
+    let attempts =
+        send_with_retries((gateway, state), platform, route, &exchange.parts.method, outbound, body, &in_flight);
     let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
     if result.is_none() && !streamed_upload {
         // The attempt the timeout cut short is a failure of its target.
         if let Some(target) = in_flight.get() {
-            gateway.record(route.upstream, target, platform.now(), false);
+            state.record(gateway, route.upstream, target, platform.now(), false);
         }
     }
     record.ms = Some(platform.now().saturating_sub(sent));
@@ -93,12 +104,10 @@ enum SendError {
 /// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
 /// next (retries by the route's policy with backoff, or failover without), all inside the
 /// route timeout the caller races against. Every outcome is reported to the target's breaker.
-#[allow(clippy::too_many_arguments)] // private: the one loop of `run`, which owns these
 async fn send_with_retries<P: Platform>(
-    gateway: &Gateway,
+    (gateway, state): (&Gateway, &IsolateState),
     platform: &P,
-    route: &crate::route::CompiledRoute,
-    pool: &crate::route::Pool,
+    route: &CompiledRoute,
     method: &Method,
     outbound: Outbound,
     body: Sendable<P::Body>,
@@ -112,7 +121,7 @@ async fn send_with_retries<P: Platform>(
         *outbound.headers_mut() = headers.clone();
         outbound
     };
-    let failover = pool.balance == crate::resilience::Balance::Failover;
+    let failover = gateway.pools.get(route.upstream).is_some_and(|pool| pool.balance == Balance::Failover);
     let (mut stream, bytes) = match body {
         Sendable::Stream(stream) => (Some(stream), None),
         Sendable::Bytes(bytes) => (None, Some(bytes)),
@@ -131,7 +140,7 @@ async fn send_with_retries<P: Platform>(
         let now = platform.now();
         let pick = (0..candidates.len())
             .map(|i| (cursor + i) % candidates.len().max(1))
-            .find(|&i| candidates.get(i).is_some_and(|(k, _)| gateway.admit(route.upstream, *k, now)));
+            .find(|&i| candidates.get(i).is_some_and(|(k, _)| state.admit(gateway, route.upstream, *k, now)));
         let Some(index) = pick else { return Err(SendError::CircuitOpen) };
         let Some((target, uri)) = candidates.get(index) else { return Err(SendError::CircuitOpen) };
         cursor = index + 1;
@@ -151,7 +160,7 @@ async fn send_with_retries<P: Platform>(
             }
             Err(_) => AttemptOutcome::ConnectError,
         };
-        gateway.record(route.upstream, *target, platform.now(), outcome.breaker_success());
+        state.record(gateway, route.upstream, *target, platform.now(), outcome.breaker_success());
         if attempt >= attempts {
             return result.map_err(SendError::Fetch);
         }

@@ -7,10 +7,13 @@ use http::{HeaderMap, HeaderValue, Response};
 use crate::auth::Identity;
 use crate::ports::{Client, UnixMillis};
 use crate::problem::{ProblemKind, Rejection};
+use crate::IsolateState;
 
 /// One request on its way through the phases.
 #[derive(Debug)]
-pub(crate) struct Exchange {
+pub(crate) struct Exchange<'s> {
+    /// What this isolate learned so far: balancer counters, breakers, keys.
+    pub state: &'s IsolateState,
     /// The client's request head; `uri` normalized, `headers` sanitized, later edited by auth.
     pub parts: Parts,
     /// The connection as the runtime saw it (an IPv4-mapped address already as IPv4).
@@ -64,7 +67,7 @@ impl<B> From<Rejection> for Stop<B> {
     }
 }
 
-impl Exchange {
+impl Exchange<'_> {
     /// The query the client sent, or what is left of it after auth removed a credential.
     pub fn client_query(&self) -> Option<&str> {
         match &self.forwarded_query {

@@ -10,15 +10,16 @@ use crate::auth::Identity;
 use crate::hygiene::{self, X_REQUEST_ID};
 use crate::ports::{explain, Client, Platform};
 use crate::problem::{ProblemKind, Rejection};
-use crate::Gateway;
+use crate::{Gateway, IsolateState};
 
 /// The exchange for a request as it arrives; its body goes on separately.
-pub(crate) fn run<P: Platform>(
+pub(crate) fn run<'s, P: Platform>(
     gateway: &Gateway,
+    state: &'s IsolateState,
     platform: &P,
     request: Request<P::Body>,
     client: &Client,
-) -> (Exchange, P::Body) {
+) -> (Exchange<'s>, P::Body) {
     let started = platform.now();
     // One client, one address: an IPv4-mapped IPv6 address is its IPv4 address for IP lists,
     // rate-limit keys and X-Forwarded-For alike.
@@ -35,6 +36,7 @@ pub(crate) fn run<P: Platform>(
     let credentialed =
         parts.headers.contains_key(http::header::AUTHORIZATION) || parts.headers.contains_key(http::header::COOKIE);
     let exchange = Exchange {
+        state,
         parts,
         client,
         request_id,
@@ -61,7 +63,7 @@ pub(crate) fn run<P: Platform>(
 pub(crate) fn normalize_path<P: Platform>(
     gateway: &Gateway,
     platform: &P,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
 ) -> Result<(), Rejection> {
     let normalized = crate::path::normalize(exchange.parts.uri.path(), gateway.merge_slashes)
         .map_err(|refusal| Rejection::new(ProblemKind::BadRequest, refusal.description()))?;

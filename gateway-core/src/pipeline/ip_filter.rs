@@ -5,7 +5,7 @@ use crate::ports::{explain, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::route::CompiledRoute;
 
-pub(crate) fn run<P: Platform>(platform: &P, route: &CompiledRoute, exchange: &Exchange) -> Result<(), Rejection> {
+pub(crate) fn run<P: Platform>(platform: &P, route: &CompiledRoute, exchange: &Exchange<'_>) -> Result<(), Rejection> {
     let Some(filter) = &route.ip else { return Ok(()) };
     let ip = exchange.client.ip;
     let permitted = filter.permits(ip);

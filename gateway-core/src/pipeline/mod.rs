@@ -27,17 +27,20 @@ use http::{Request, Response};
 
 use crate::ports::{Client, Platform};
 use crate::transform::edits::Context;
-use crate::Gateway;
+use crate::{Gateway, IsolateState};
 use exchange::{Exchange, Stop};
 
 /// Handles one request end to end. Never fails: every rejection is a problem response.
+/// `state` is what this isolate learned so far (keep one per gateway, for as long as the
+/// isolate lives).
 pub async fn handle<P: Platform>(
     gateway: &Gateway,
+    state: &IsolateState,
     platform: &P,
     request: Request<P::Body>,
     client: &Client,
 ) -> Response<P::Body> {
-    let (mut exchange, body) = inbound::run(gateway, platform, request, client);
+    let (mut exchange, body) = inbound::run(gateway, state, platform, request, client);
     let response = match pass(gateway, platform, &mut exchange, body).await {
         Ok(response) => response,
         Err(Stop::Answered(response)) => *response,
@@ -53,7 +56,7 @@ pub async fn handle<P: Platform>(
 async fn pass<P: Platform>(
     gateway: &Gateway,
     platform: &P,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
     body: P::Body,
 ) -> Result<Response<P::Body>, Stop<P::Body>> {
     inbound::normalize_path(gateway, platform, exchange)?;
@@ -90,8 +93,9 @@ async fn pass<P: Platform>(
     }
     let outbound = request_transform::run(gateway, platform, &matched, exchange, &context, headers)?;
     let cached = cache::lookup(platform, route, exchange, &context, &outbound).await?;
-    let method = &exchange.parts.method;
-    let response = dispatch::run(gateway, platform, route, method, outbound, body, &mut exchange.upstream).await?;
+    let (answer, record) = dispatch::run(gateway, platform, route, exchange, outbound, body).await;
+    exchange.upstream = record;
+    let response = answer?;
     let response = response_transform::run(platform, route, &context, response).await?;
     let response = cache::store(platform, route, cached, response).await;
     Ok(response_transform::limit_streams(route, response))

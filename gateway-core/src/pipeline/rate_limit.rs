@@ -11,7 +11,7 @@ pub(crate) async fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     route: &CompiledRoute,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
 ) -> Result<(), Rejection> {
     if route.rate_limits.is_empty() {
         return Ok(());

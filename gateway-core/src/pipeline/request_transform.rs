@@ -44,7 +44,7 @@ pub(crate) fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     matched: &Matched<'_, '_>,
-    exchange: &Exchange,
+    exchange: &Exchange<'_>,
     context: &Context<'_>,
     mut headers: HeaderMap,
 ) -> Result<Outbound, Rejection> {
@@ -52,7 +52,7 @@ pub(crate) fn run<P: Platform>(
     let internal = || Rejection::new(ProblemKind::Internal, "The gateway could not handle this request.");
     let pool = gateway.pools.get(route.upstream).ok_or_else(internal)?;
     let sticky = pool.sticky.as_ref().and_then(|key| sticky_value(key, context)).map(|v| cohort_hash(&v));
-    let order = gateway.target_order(route.upstream, super::random_u64(platform), sticky);
+    let order = exchange.state.target_order(gateway, route.upstream, super::random_u64(platform), sticky);
     let client_query = exchange.client_query();
     let planned_query = route.query.as_ref().map(|plan| plan.apply(client_query, context));
     let query = match &planned_query {

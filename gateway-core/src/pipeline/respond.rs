@@ -13,7 +13,7 @@ use crate::Gateway;
 pub(crate) fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
-    exchange: Exchange,
+    exchange: Exchange<'_>,
     mut response: Response<P::Body>,
 ) -> Response<P::Body> {
     let duration_ms = platform.now().saturating_sub(exchange.started);

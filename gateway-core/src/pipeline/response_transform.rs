@@ -55,7 +55,10 @@ pub(crate) fn is_event_stream(headers: &http::HeaderMap) -> bool {
 /// Applies a JSON body plan to a successful response. `Err` when the body must be refused
 /// (`on_invalid: bad_gateway`, or an undeclared length past the limit, which cannot be passed
 /// on once read).
-async fn transform_body<B: Body>(response: Response<B>, plan: &crate::config::BodyPlan) -> Result<Response<B>, ()> {
+async fn transform_body<B: Body>(
+    response: Response<B>,
+    plan: &crate::transform::body::BodyPlan,
+) -> Result<Response<B>, ()> {
     let declared = response.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     let pass = plan.on_invalid == OnInvalidBody::PassThrough;
     // Server-sent events are no JSON document and do not end: never waited for. They pass

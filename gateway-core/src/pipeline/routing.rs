@@ -20,7 +20,7 @@ pub(crate) struct Matched<'g, 'p> {
 }
 
 /// `openapi.path`: the document built at compile time, for GET and HEAD.
-pub(crate) fn serve_openapi<B: Body>(gateway: &Gateway, exchange: &Exchange, path: &str) -> Result<(), Stop<B>> {
+pub(crate) fn serve_openapi<B: Body>(gateway: &Gateway, exchange: &Exchange<'_>, path: &str) -> Result<(), Stop<B>> {
     let Some((_, document)) = gateway.openapi.as_ref().filter(|(at, document)| **at == *path && !document.is_empty())
     else {
         return Ok(());
@@ -42,7 +42,7 @@ pub(crate) fn serve_openapi<B: Body>(gateway: &Gateway, exchange: &Exchange, pat
 pub(crate) fn preflight<P: Platform>(
     gateway: &Gateway,
     platform: &P,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
     path: &str,
 ) -> Result<(), Stop<P::Body>> {
     let parts = &exchange.parts;
@@ -99,7 +99,7 @@ pub(crate) fn preflight<P: Platform>(
 pub(crate) fn run<'g, 'p, P: Platform>(
     gateway: &'g Gateway,
     platform: &P,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
     path: &'p str,
 ) -> Result<Matched<'g, 'p>, Rejection> {
     let parts = &exchange.parts;

@@ -15,7 +15,7 @@ pub(crate) fn run<P: Platform>(
     gateway: &Gateway,
     platform: &P,
     route: &CompiledRoute,
-    exchange: &mut Exchange,
+    exchange: &mut Exchange<'_>,
 ) -> Result<(), Rejection> {
     let headers = &exchange.parts.headers;
     exchange.upgrade = exchange.parts.method == Method::GET && hygiene::is_websocket_upgrade(headers);

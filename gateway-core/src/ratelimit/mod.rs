@@ -231,28 +231,7 @@ pub(crate) async fn enforce<P: Platform>(
             persistence: policy.persistence,
             backend: policy.backend.clone(),
         };
-        let decision = match platform.limit(&key, &request).await {
-            Ok(decision) => decision,
-            Err(error) => {
-                platform.log(
-                    &serde_json::json!({
-                        "level": "warn",
-                        "message": "rate limiter unavailable",
-                        "policy": &*policy.name,
-                        "fail_open": policy.fail_open,
-                        "error": format!("{error:?}"),
-                    })
-                    .to_string(),
-                );
-                if policy.fail_open {
-                    continue;
-                }
-                return Err(Rejection::new(
-                    ProblemKind::RateLimitUnavailable,
-                    "The rate limiter cannot be reached right now.",
-                ));
-            }
-        };
+        let Some(decision) = decide_or_fail(platform, policy, &key, &request).await? else { continue };
         if policy.headers {
             policy_items.push(&policy.policy_header);
             if !decision.rules.is_empty() {
@@ -261,10 +240,10 @@ pub(crate) async fn enforce<P: Platform>(
         }
         explain(platform, "rate-limit", || {
             let remaining: Vec<String> = decision.rules.iter().map(|rule| rule.remaining.to_string()).collect();
+            let verdict = if decision.allowed { "allowed" } else { "denied" };
             format!(
-                "policy \"{}\": counted under key {key}: {} (remaining per rule: {})",
+                "policy \"{}\": counted under key {key}: {verdict} (remaining per rule: {})",
                 policy.name,
-                if decision.allowed { "allowed" } else { "denied" },
                 remaining.join(", ")
             )
         });
@@ -279,6 +258,33 @@ pub(crate) async fn enforce<P: Platform>(
         }
     }
     Ok(Admitted { headers: rate_headers(&policy_items, &status_items) })
+}
+
+/// The limiter's decision; `Ok(None)` when it cannot be reached and the policy fails open.
+async fn decide_or_fail<P: Platform>(
+    platform: &P,
+    policy: &RatePolicy,
+    key: &str,
+    request: &LimitRequest,
+) -> Result<Option<Decision>, Rejection> {
+    let error = match platform.limit(key, request).await {
+        Ok(decision) => return Ok(Some(decision)),
+        Err(error) => error,
+    };
+    platform.log(
+        &serde_json::json!({
+            "level": "warn",
+            "message": "rate limiter unavailable",
+            "policy": &*policy.name,
+            "fail_open": policy.fail_open,
+            "error": format!("{error:?}"),
+        })
+        .to_string(),
+    );
+    if policy.fail_open {
+        return Ok(None);
+    }
+    Err(Rejection::new(ProblemKind::RateLimitUnavailable, "The rate limiter cannot be reached right now."))
 }
 
 fn rate_headers(policy_items: &[&str], status_items: &[String]) -> Option<HeaderMap> {

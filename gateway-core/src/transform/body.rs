@@ -14,6 +14,15 @@ use serde_json::{Map, Value};
 /// [`JsonOps::apply`] from exhausting the stack on a value built in memory.
 const MAX_DEPTH: usize = 256;
 
+/// A compiled JSON body transform: the operations, the largest body read, what to do with
+/// one that cannot be read.
+#[derive(Debug, Clone)]
+pub(crate) struct BodyPlan {
+    pub ops: JsonOps,
+    pub max_bytes: u64,
+    pub on_invalid: OnInvalidBody,
+}
+
 /// A dotted path: `user.address.city`; a segment applies to every element when the value at that
 /// point is an array (`items.price` = the `price` of every object in `items`, also inside arrays
 /// of arrays). Segments are non-empty; no escaping, so a key containing `.` cannot be named.

@@ -12,7 +12,7 @@ use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
     SignatureVerifier, Sleep, SocketLimits, Store, StoreError, StreamBody, UnixMillis,
 };
-use gateway_core::{problem, Gateway, ProblemKind};
+use gateway_core::{problem, Gateway, IsolateState, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
@@ -233,7 +233,10 @@ async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Re
         Ok(request) => request,
         Err(_) => return into_web(problem(ProblemKind::BadRequest, "The request could not be read.", "")),
     };
-    let response = gateway_core::handle(gateway, &platform, request, &client).await;
+    // What this isolate learns (balancer counters, breakers, keys) lives as long as it does.
+    static STATE: OnceLock<IsolateState> = OnceLock::new();
+    let state = STATE.get_or_init(IsolateState::new);
+    let response = gateway_core::handle(gateway, state, &platform, request, &client).await;
     into_web(response)
 }
 

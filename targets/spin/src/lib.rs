@@ -14,7 +14,7 @@ use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Limiter,
     Secrets, SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
-use gateway_core::{problem, Gateway, ProblemKind};
+use gateway_core::{problem, Gateway, IsolateState, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
 use spin_sdk::http::{
     ErrorCode, Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
@@ -72,7 +72,12 @@ mod preinit {
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     let response = match gateway() {
         Some(gateway) => match from_wasi(request) {
-            Some((request, client)) => gateway_core::handle(gateway, &SpinPlatform::default(), request, &client).await,
+            // An instance serves one request: it starts knowing nothing (verified tokens are
+            // shared through the key-value store instead, see gateway_core::auth).
+            Some((request, client)) => {
+                let state = IsolateState::new();
+                gateway_core::handle(gateway, &state, &SpinPlatform::default(), request, &client).await
+            }
             None => problem(ProblemKind::BadRequest, "The request could not be read.", ""),
         },
         None => problem(ProblemKind::Internal, "The gateway is misconfigured.", ""),
