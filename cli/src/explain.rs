@@ -23,7 +23,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Status
 
 pub const USAGE: &str = "\
 usage: edgegate explain [--routes FILE] METHOD URL [-H 'Name: value']... [--ip ADDR] [--body FILE|-]
-                        [--secret NAME=VALUE]... [--now UNIX_MS] [--upstream-status N]
+                        [--secret NAME=VALUE]... [--now RFC3339|UNIX_MS] [--upstream-status N]
                         [--upstream-body TEXT] [--json]
 
 Runs one request through the gateway compiled from the routes file, without network: every
@@ -95,7 +95,7 @@ pub fn parse(args: &[String], now: UnixMillis) -> Result<Ask, String> {
                     pair.split_once('=').ok_or_else(|| format!("--secret {pair:?} is not NAME=VALUE"))?;
                 ask.secrets.insert(name.to_owned(), secret.to_owned());
             }
-            "--now" => ask.now = value("--now")?.parse().map_err(|e| format!("--now: {e}"))?,
+            "--now" => ask.now = parse_now(&value("--now")?)?,
             "--upstream-status" => {
                 ask.upstream_status = value("--upstream-status")?
                     .parse::<u16>()
@@ -116,6 +116,61 @@ pub fn parse(args: &[String], now: UnixMillis) -> Result<Ask, String> {
     }
     ask.url = url.clone();
     Ok(ask)
+}
+
+/// `--now`: an RFC 3339 time (`2026-11-29T12:00:00Z`, `2026-11-29T13:00:00.250+01:00`) or
+/// Unix milliseconds.
+pub fn parse_now(text: &str) -> Result<UnixMillis, String> {
+    if let Ok(millis) = text.parse::<UnixMillis>() {
+        return Ok(millis);
+    }
+    rfc3339(text)
+        .ok_or_else(|| format!("--now {text:?} is neither RFC 3339 (2026-11-29T12:00:00Z) nor Unix milliseconds"))
+}
+
+fn rfc3339(text: &str) -> Option<UnixMillis> {
+    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    let separators = [(4, b'-'), (7, b'-'), (13, b':'), (16, b':')];
+    let date_time_separator = matches!(text.as_bytes().get(10), Some(b'T' | b't' | b' '));
+    if !date_time_separator || separators.iter().any(|(at, sep)| text.as_bytes().get(*at) != Some(sep)) {
+        return None;
+    }
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let in_range = (1..=12).contains(&month) && (1..=31).contains(&day) && hour < 24 && minute < 60 && second < 61;
+    let mut rest = text.get(19..)?;
+    let mut millis = 0;
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        let padded = format!("{:0<3}", fraction.get(..digits.min(3))?);
+        millis = if digits == 0 { return None } else { padded.parse::<i64>().ok()? };
+        rest = fraction.get(digits..)?;
+    }
+    let offset_minutes = match rest {
+        "Z" | "z" => 0,
+        offset => {
+            let sign = match offset.as_bytes().first()? {
+                b'+' => 1,
+                b'-' => -1,
+                _ => return None,
+            };
+            let (hours, minutes) = offset.get(1..)?.split_once(':')?;
+            sign * (hours.parse::<i64>().ok()? * 60 + minutes.parse::<i64>().ok()?)
+        }
+    };
+    if !in_range {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset_minutes * 60;
+    UnixMillis::try_from(seconds * 1000 + millis).ok()
 }
 
 /// What happened to the request.
@@ -529,6 +584,24 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn now_is_rfc3339_or_unix_millis() {
+        for (text, expected) in [
+            ("1795314861123", Some(1_795_314_861_123)),
+            ("2026-11-22T02:34:21.123Z", Some(1_795_314_861_123)),
+            ("2026-11-22T03:34:21.123+01:00", Some(1_795_314_861_123)),
+            ("2026-11-21T21:34:21.1-05:00", Some(1_795_314_861_100)),
+            ("2000-02-29T00:00:00Z", Some(951_782_400_000)),
+            ("1970-01-01T00:00:00Z", Some(0)),
+            ("2026-13-01T00:00:00Z", None),
+            ("2026-11-22 02:34:21", None),
+            ("2026-11-22T02:34:21.Z", None),
+            ("yesterday", None),
+        ] {
+            assert_eq!(super::parse_now(text).ok(), expected, "{text}");
+        }
+    }
+
     #[test]
     fn colour_marks_sections_and_header_changes() {
         let report = "route     users-get (routes[1])\n        + x-request-id: 1\n        ~ x-forwarded-for: 1.2.3.4\n        - cookie\n          accept: */*\n";

@@ -244,19 +244,15 @@ fn parse_traceparent(value: &[u8]) -> Option<(&str, &str)> {
     valid.then_some((trace_id, flags))
 }
 
-/// Appends `bytes` with everything but RFC 3986 unreserved ASCII percent-escaped (lower-case
-/// hex): an injective spelling of any bytes, for keys the gateway builds (cache keys, their
+/// Appends `bytes` with everything but RFC 3986 unreserved ASCII percent-escaped: an injective spelling of any bytes, for keys the gateway builds (cache keys, their
 /// Vary records, rate-limit counters), where no value may spell a separator.
 pub(crate) fn push_escaped(out: &mut String, bytes: &[u8]) {
-    for &byte in bytes {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push('%');
-            push_hex(out, &[byte]);
-        }
-    }
+    out.extend(percent_encoding::percent_encode(bytes, NOT_UNRESERVED));
 }
+
+/// Everything but RFC 3986 unreserved characters.
+const NOT_UNRESERVED: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

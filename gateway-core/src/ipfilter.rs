@@ -29,7 +29,7 @@
 //! ```
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 /// An IPv4 or IPv6 network: an address whose bits below the prefix are zero, and the
 /// prefix length (0–32 for IPv4, 0–128 for IPv6). Built by [`Cidr::parse`]; displayed as
@@ -92,11 +92,8 @@ impl Cidr {
     /// Whether `ip` lies in this network. IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`)
     /// match IPv4 ranges; an IPv4 address never matches an IPv6 range, nor the reverse.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        match (self.network, ip) {
-            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => mask(ip, self.prefix) == self.network,
-            _ => false,
-        }
+        // `IpNet::contains` is false across families, as wanted: `::/0` is not every client.
+        ipnet::IpNet::new(self.network, self.prefix).is_ok_and(|net| net.contains(&ip.to_canonical()))
     }
 }
 
@@ -121,16 +118,7 @@ fn parse_prefix(digits: &str, max: u8) -> Result<u8, String> {
 
 /// `ip` with every bit below `prefix` cleared.
 fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::MAX.checked_shl(32_u32.saturating_sub(prefix.into())).unwrap_or(0);
-            IpAddr::V4(Ipv4Addr::from(u32::from(v4) & bits))
-        }
-        IpAddr::V6(v6) => {
-            let bits = u128::MAX.checked_shl(128_u32.saturating_sub(prefix.into())).unwrap_or(0);
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & bits))
-        }
-    }
+    ipnet::IpNet::new(ip, prefix).map_or(ip, |net| net.network())
 }
 
 /// Allow and deny lists of networks.

@@ -1,91 +1,44 @@
 //! The access-log line: one JSON object per request.
 
-use std::fmt::Write as _;
-
 use crate::ports::UnixMillis;
 
-/// What one request did, as logged.
-#[derive(Debug)]
+/// What one request did, as logged: serialized by serde_json, fields in this order, `null`
+/// where a request has no route or no upstream answer.
+#[derive(Debug, serde::Serialize)]
 pub(crate) struct AccessRecord<'a> {
+    #[serde(serialize_with = "as_rfc3339")]
     pub time: UnixMillis,
     pub request_id: &'a str,
     pub route: Option<&'a str>,
     pub method: &'a str,
+    /// The path only: the query string is never logged, it may carry secrets.
     pub path: &'a str,
     pub status: u16,
     pub upstream_status: Option<u16>,
     pub duration_ms: u64,
     pub upstream_ms: Option<u64>,
     /// Who called: a JWT's `sub` or a consumer id; never the credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub principal: Option<&'a str>,
-    /// When the gateway answered itself: the problem's kind, whose doing it was.
-    pub problem: Option<crate::problem::ProblemKind>,
+    /// When the gateway answered itself: the problem's kind (`upstream-unreachable`)...
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<&'static str>,
+    /// ...and whose doing it was (`client`, `upstream`, `gateway`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
 }
 
 impl AccessRecord<'_> {
-    /// The JSON line. The query string is never logged: it may carry secrets.
+    /// The JSON line.
     pub fn to_json(&self) -> String {
-        let mut line = String::with_capacity(256);
-        line.push_str("{\"time\":\"");
-        write_rfc3339(&mut line, self.time);
-        line.push_str("\",\"request_id\":");
-        push_json_string(&mut line, self.request_id);
-        line.push_str(",\"route\":");
-        match self.route {
-            Some(route) => push_json_string(&mut line, route),
-            None => line.push_str("null"),
-        }
-        line.push_str(",\"method\":");
-        push_json_string(&mut line, self.method);
-        line.push_str(",\"path\":");
-        push_json_string(&mut line, self.path);
-        line.push_str(",\"status\":");
-        push_number(&mut line, u64::from(self.status), 1);
-        line.push_str(",\"upstream_status\":");
-        match self.upstream_status {
-            Some(status) => push_number(&mut line, u64::from(status), 1),
-            None => line.push_str("null"),
-        }
-        line.push_str(",\"duration_ms\":");
-        push_number(&mut line, self.duration_ms, 1);
-        line.push_str(",\"upstream_ms\":");
-        match self.upstream_ms {
-            Some(ms) => push_number(&mut line, ms, 1),
-            None => line.push_str("null"),
-        }
-        if let Some(principal) = self.principal {
-            line.push_str(",\"principal\":");
-            push_json_string(&mut line, principal);
-        }
-        if let Some(problem) = self.problem {
-            line.push_str(",\"problem\":");
-            push_json_string(&mut line, problem.name());
-            line.push_str(",\"source\":");
-            push_json_string(&mut line, problem.source().name());
-        }
-        line.push('}');
-        line
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-fn push_json_string(out: &mut String, value: &str) {
-    out.push('"');
-    if !value.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
-        out.push_str(value);
-        out.push('"');
-        return;
-    }
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+fn as_rfc3339<S: serde::Serializer>(millis: &UnixMillis, serializer: S) -> Result<S::Ok, S::Error> {
+    let mut text = String::with_capacity(24);
+    write_rfc3339(&mut text, *millis);
+    serializer.serialize_str(&text)
 }
 
 /// Appends `value` in decimal, zero-padded to at least `width` digits.
@@ -166,14 +119,6 @@ fn write_rfc3339(out: &mut String, millis: UnixMillis) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_json_strings() {
-        let mut out = String::new();
-        push_json_string(&mut out, "a\"b\\c\nd\u{1}é");
-        assert_eq!(out, r#""a\"b\\c\nd\u0001é""#.replace("\\n", "\\u000a"));
-        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), "a\"b\\c\nd\u{1}é");
-    }
 
     #[test]
     fn formats_numbers() {

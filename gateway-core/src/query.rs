@@ -8,33 +8,11 @@ use std::borrow::Cow;
 /// The bytes of a `application/x-www-form-urlencoded` component: `%XX` decoded, `+` as a space.
 /// A `%` not followed by two hex digits stays literal, as servers keep it.
 pub(crate) fn decode(raw: &str) -> Cow<'_, [u8]> {
-    let bytes = raw.as_bytes();
-    if !bytes.iter().any(|b| matches!(b, b'%' | b'+')) {
-        return Cow::Borrowed(bytes);
+    if !raw.contains('+') {
+        return percent_encoding::percent_decode_str(raw).into();
     }
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match (b, bytes.get(i + 1).and_then(|h| hex(*h)), bytes.get(i + 2).and_then(|l| hex(*l))) {
-            (b'%', Some(high), Some(low)) => {
-                out.push(high << 4 | low);
-                i += 3;
-            }
-            (b'+', _, _) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (other, _, _) => {
-                out.push(other);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn hex(digit: u8) -> Option<u8> {
-    char::from(digit).to_digit(16).and_then(|d| u8::try_from(d).ok())
+    let spaced = raw.replace('+', " ");
+    Cow::Owned(percent_encoding::percent_decode_str(&spaced).collect())
 }
 
 /// The raw name of a `name=value` pair (the whole pair when it has no `=`).

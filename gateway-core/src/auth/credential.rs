@@ -71,28 +71,16 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &http::HeaderName) -> Result<
     first.to_str().map(|s| Some(s.trim())).map_err(|_| Malformed)
 }
 
+/// A query value decoded (`%XX`, `+` as a space); `None` when an escape is malformed or the
+/// result is not UTF-8: a credential that cannot be read exactly is refused, not guessed.
 fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        match b {
-            b'%' => {
-                let hex = text.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            other => {
-                out.push(other);
-                i += 1;
-            }
-        }
+    let malformed = text
+        .match_indices('%')
+        .any(|(at, _)| text.get(at + 1..at + 3).is_none_or(|hex| !hex.bytes().all(|b| b.is_ascii_hexdigit())));
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    String::from_utf8(crate::query::decode(text).into_owned()).ok()
 }
 
 /// Removes the credential a header-borne source names, so the upstream never sees it

@@ -1,3 +1,6 @@
+//! Configuration errors: what is wrong ([`ConfigErrorKind`]), where (the JSON path, then the
+//! line and column the CLI adds), and a hint; `did_you_mean` for names close to a known one.
+
 use std::fmt;
 
 /// What is wrong with a routes file. Every variant names one rule of the file format;

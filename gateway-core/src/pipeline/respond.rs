@@ -64,7 +64,8 @@ pub(crate) fn run<P: Platform>(
         duration_ms,
         upstream_ms: upstream.ms,
         principal: exchange.identity.principal(),
-        problem: exchange.problem,
+        problem: exchange.problem.map(|kind| kind.name()),
+        source: exchange.problem.map(|kind| kind.source().name()),
     };
     platform.log(&record.to_json());
     response

@@ -119,10 +119,10 @@ impl JsonOps {
             }
         }
         for path in &self.deny {
-            remove_path(&mut value, &path.0, 0);
+            remove_path(&mut value, &path.0);
         }
         for (from, to) in &self.rename {
-            rename_path(&mut value, &from.0, to, 0);
+            rename_path(&mut value, &from.0, to);
         }
         if let Some(key) = &self.group {
             let mut wrapper = Map::new();
@@ -181,78 +181,52 @@ fn retain_paths(value: &mut Value, paths: &[&[Box<str>]], depth: usize) -> bool 
     }
 }
 
-/// Removes the value at `path`, in every element of the arrays on the way.
-fn remove_path(value: &mut Value, path: &[Box<str>], depth: usize) {
+/// Calls `at_leaf` with the object that holds the last segment of `path` and that segment,
+/// in every element of the arrays on the way: the one walk behind `deny` and `rename`.
+fn for_each_holder(
+    value: &mut Value,
+    path: &[Box<str>],
+    depth: usize,
+    at_leaf: &mut impl FnMut(&mut Map<String, Value>, &str),
+) {
     if depth >= MAX_DEPTH {
         return;
     }
     match value {
         Value::Object(map) => match path {
             [] => {}
-            [last] => {
-                take_key(map, last);
-            }
+            [last] => at_leaf(map, last),
             [first, rest @ ..] => {
                 if let Some(child) = map.get_mut(&**first) {
-                    remove_path(child, rest, depth + 1);
+                    for_each_holder(child, rest, depth + 1, at_leaf);
                 }
             }
         },
         Value::Array(items) => {
             for item in items {
-                remove_path(item, path, depth + 1);
+                for_each_holder(item, path, depth + 1, at_leaf);
             }
         }
         _ => {}
     }
 }
 
-/// Removes `key`, keeping the order of the other keys (under serde_json's `preserve_order`,
-/// `Map::remove` moves the last key into the hole).
-fn take_key(map: &mut Map<String, Value>, key: &str) -> Option<Value> {
-    if !map.contains_key(key) {
-        return None;
-    }
-    let mut taken = None;
-    map.retain(|name, value| {
-        if taken.is_none() && name == key {
-            taken = Some(std::mem::take(value));
-            false
-        } else {
-            true
+/// Removes the value at `path`; the other keys keep their order.
+fn remove_path(value: &mut Value, path: &[Box<str>]) {
+    for_each_holder(value, path, 0, &mut |map, key| {
+        map.shift_remove(key);
+    });
+}
+
+/// Moves the value at `path` to the sibling key `to` (last among its siblings).
+fn rename_path(value: &mut Value, path: &[Box<str>], to: &str) {
+    for_each_holder(value, path, 0, &mut |map, key| {
+        if key != to {
+            if let Some(moved) = map.shift_remove(key) {
+                map.insert(to.to_owned(), moved);
+            }
         }
     });
-    taken
-}
-
-/// Moves the value at `path` to the sibling key `to`, in every element of the arrays on the way.
-fn rename_path(value: &mut Value, path: &[Box<str>], to: &str, depth: usize) {
-    if depth >= MAX_DEPTH {
-        return;
-    }
-    match value {
-        Value::Object(map) => match path {
-            [] => {}
-            [last] => {
-                if **last != *to {
-                    if let Some(moved) = take_key(map, last) {
-                        map.insert(to.to_owned(), moved);
-                    }
-                }
-            }
-            [first, rest @ ..] => {
-                if let Some(child) = map.get_mut(&**first) {
-                    rename_path(child, rest, to, depth + 1);
-                }
-            }
-        },
-        Value::Array(items) => {
-            for item in items {
-                rename_path(item, path, to, depth + 1);
-            }
-        }
-        _ => {}
-    }
 }
 
 /// What to do when a body that must be transformed is not JSON or is larger than the limit.
