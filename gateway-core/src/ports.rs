@@ -203,6 +203,13 @@ pub trait Entropy {
     fn fill(&self, buf: &mut [u8]);
 }
 
+/// A uniformly random u64 from the platform's entropy.
+pub(crate) fn random_u64(entropy: &(impl Entropy + ?Sized)) -> u64 {
+    let mut bytes = [0u8; 8];
+    entropy.fill(&mut bytes);
+    u64::from_le_bytes(bytes)
+}
+
 /// Where the one access-log line per request goes.
 pub trait AccessLog {
     /// Writes one complete JSON line (without the newline).

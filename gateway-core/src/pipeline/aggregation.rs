@@ -6,10 +6,9 @@ use http::{HeaderMap, Response};
 
 use super::exchange::{Exchange, UpstreamRecord};
 use super::inbound::authority_of;
-use super::random_u64;
 use crate::aggregate::{Aggregate, LegFailure, Merged};
 use crate::hygiene::{self, X_REQUEST_ID};
-use crate::ports::{explain, Platform};
+use crate::ports::{explain, random_u64, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::route::CompiledRoute;
 use crate::transform::edits::Context;

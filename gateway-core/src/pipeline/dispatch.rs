@@ -6,10 +6,9 @@ use http::{Method, Request, Response};
 
 use super::body::Sendable;
 use super::exchange::{Exchange, UpstreamRecord};
-use super::random_u64;
 use super::request_transform::Outbound;
 use crate::deadline::with_timeout;
-use crate::ports::{explain, Body, FetchError, Platform};
+use crate::ports::{explain, random_u64, Body, FetchError, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::resilience::{AttemptOutcome, Balance};
 use crate::route::CompiledRoute;

@@ -100,10 +100,3 @@ async fn pass<P: Platform>(
     let response = cache::store(platform, route, cached, response).await;
     Ok(response_transform::limit_streams(route, response))
 }
-
-/// A uniformly random u64 from the platform's entropy.
-fn random_u64<P: Platform>(platform: &P) -> u64 {
-    let mut bytes = [0u8; 8];
-    platform.fill(&mut bytes);
-    u64::from_le_bytes(bytes)
-}

@@ -8,7 +8,7 @@ use super::exchange::Exchange;
 use super::inbound::authority_of;
 use super::routing::Matched;
 use crate::hygiene::{self, X_REQUEST_ID};
-use crate::ports::{explain, Platform};
+use crate::ports::{explain, random_u64, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::resilience::cohort_hash;
 use crate::transform::edits::Context;
@@ -52,7 +52,7 @@ pub(crate) fn run<P: Platform>(
     let internal = || Rejection::new(ProblemKind::Internal, "The gateway could not handle this request.");
     let pool = gateway.pools.get(route.upstream).ok_or_else(internal)?;
     let sticky = pool.sticky.as_ref().and_then(|key| sticky_value(key, context)).map(|v| cohort_hash(&v));
-    let order = exchange.state.target_order(gateway, route.upstream, super::random_u64(platform), sticky);
+    let order = exchange.state.target_order(gateway, route.upstream, random_u64(platform), sticky);
     let client_query = exchange.client_query();
     let planned_query = route.query.as_ref().map(|plan| plan.apply(client_query, context));
     let query = match &planned_query {
