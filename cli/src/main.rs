@@ -49,7 +49,12 @@ fn main() -> ExitCode {
         }
     };
     let manifest_path = spin_manifest_path(&root, std::env::var(SPIN_MANIFEST_ENV).ok().as_deref());
+    let asks_help = args.iter().skip(1).any(|a| a == "--help" || a == "-h");
     match args.first().map(String::as_str) {
+        Some("check" | "schema" | "spin-sync") if asks_help => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
         Some("check") => {
             let routes_only = args.get(1).is_some_and(|a| a == "--routes-only");
             let path = file(args.get(if routes_only { 2 } else { 1 }));

@@ -214,6 +214,13 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     let (code, stdout, _) = edgegate_status(&["explain", "--help"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("usage: edgegate explain"));
+    for command in
+        [&["check", "--help"][..], &["schema", "--help"], &["spin-sync", "-h"], &["openapi", "export", "--help"]]
+    {
+        let (code, stdout, _) = edgegate_status(command);
+        assert_eq!(code, 0, "{command:?}");
+        assert!(stdout.starts_with("usage:"), "{command:?}: {stdout}");
+    }
 }
 
 /// `openapi import`: paths and methods become routes under the prefix, `$ref`'d request schemas
