@@ -403,15 +403,18 @@ impl Fetch for Workers {
 
 /// A JS response as `http` types; its body stays the JS stream.
 fn from_web_response(response: &web_sys::Response) -> Option<Response<JsBody>> {
-    let socket = js_sys::Reflect::get(response, &JsValue::from_str("webSocket")).ok().filter(JsValue::is_object);
+    let head = eg_response_head(response);
+    let mut lines = head.split('\n');
+    let status = lines.next()?.parse::<u16>().ok()?;
+    // Only an upgrade carries a socket: every other answer skips the property lookup.
+    let socket = (status == 101)
+        .then(|| js_sys::Reflect::get(response, &JsValue::from_str("webSocket")).ok().filter(JsValue::is_object))
+        .flatten();
     let body = match (socket, response.body()) {
         (Some(socket), _) => JsBody::Stream(JsStream::Socket(socket)),
         (None, Some(stream)) => JsBody::Stream(JsStream::Bytes(stream)),
         (None, None) => JsBody::Empty,
     };
-    let head = eg_response_head(response);
-    let mut lines = head.split('\n');
-    let status = lines.next()?.parse::<u16>().ok()?;
     let mut out = Response::new(body);
     *out.status_mut() = http::StatusCode::from_u16(status).ok()?;
     *out.headers_mut() = unpack_headers(lines);
