@@ -161,6 +161,9 @@ pub enum FetchError {
     /// A [`Body::idle_timeout`] request body sent nothing for that long; the upstream request
     /// was aborted.
     BodyStalled,
+    /// No response head arrived within the limit given to [`Fetch::fetch_within`]; the
+    /// request was aborted.
+    TimedOut,
 }
 
 /// Outbound HTTP.
@@ -173,6 +176,24 @@ pub trait Fetch {
     type Body: Body;
     /// Sends a request and resolves once the response head has arrived; the body streams after.
     async fn fetch(&self, request: Request<Self::Body>) -> Result<Response<Self::Body>, FetchError>;
+
+    /// Whether [`Fetch::fetch_within`] bounds the wait for the response head itself (Workers:
+    /// a timer on the JS side aborts the request), so the gateway need not race a [`Sleep`]
+    /// against each upstream call. A timer raced from wasm costs a closure, a JS timer and a
+    /// wake-up per request; one kept in JS costs a fraction of that.
+    const BOUNDS_FETCH: bool = false;
+
+    /// As [`Fetch::fetch`], but gives up with [`FetchError::TimedOut`] when no response head
+    /// arrived within `limit` (the body may stream for longer). Called only where
+    /// [`Fetch::BOUNDS_FETCH`] says so; the default does not bound anything.
+    async fn fetch_within(
+        &self,
+        request: Request<Self::Body>,
+        limit: Duration,
+    ) -> Result<Response<Self::Body>, FetchError> {
+        let _ = limit;
+        self.fetch(request).await
+    }
 }
 
 /// How long a WebSocket the client opened through the gateway may live, carried in the

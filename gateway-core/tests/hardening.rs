@@ -72,7 +72,12 @@ fn send(gateway: &Gateway, fake: &Fake, request: Request<FakeBody>) -> Response<
 }
 
 /// As one isolate serves several requests: what it learns (keys, breakers) carries over.
-fn send_in(gateway: &Gateway, state: &IsolateState, fake: &Fake, request: Request<FakeBody>) -> Response<FakeBody> {
+fn send_in<const BOUNDED: bool>(
+    gateway: &Gateway,
+    state: &IsolateState,
+    fake: &Fake<BOUNDED>,
+    request: Request<FakeBody>,
+) -> Response<FakeBody> {
     block_on(handle(gateway, state, fake, request, &CLIENT))
 }
 
@@ -249,6 +254,25 @@ fn timeouts_open_the_breaker() {
     assert_eq!(send_in(&gateway, &state, &fake, request("GET", "/fragile", &[])).status(), 504);
     let open = send_in(&gateway, &state, &fake, request("GET", "/fragile", &[]));
     assert_eq!(open.status(), 503);
+    assert_eq!(problem_type(&open), "urn:edgegate:problem:upstream-circuit-open");
+    assert_eq!(fake.received.borrow().len(), 2, "the open breaker sent nothing");
+}
+
+/// Where the platform bounds each upstream call itself (Workers keeps the timer in JS), no
+/// timer is raced from the core: each call is given the time left, a timeout is the same 504,
+/// and it counts against the target's breaker as before.
+#[test]
+fn where_the_platform_bounds_each_call_a_timeout_is_the_same() {
+    let state = IsolateState::new();
+    let gateway = Gateway::from_json(&routes(false)).unwrap();
+    let fake = Fake::bounded().then(Script::Hang).then(Script::Hang);
+    for _ in 0..2 {
+        let response = send_in(&gateway, &state, &fake, request("GET", "/fragile", &[]));
+        assert_eq!(response.status(), 504);
+        assert_eq!(problem_type(&response), "urn:edgegate:problem:upstream-timeout");
+    }
+    assert_eq!(*fake.limits_given.borrow(), [std::time::Duration::from_millis(100); 2], "the route's timeout_ms");
+    let open = send_in(&gateway, &state, &fake, request("GET", "/fragile", &[]));
     assert_eq!(problem_type(&open), "urn:edgegate:problem:upstream-circuit-open");
     assert_eq!(fake.received.borrow().len(), 2, "the open breaker sent nothing");
 }

@@ -8,7 +8,7 @@ use super::body::Sendable;
 use super::exchange::{Exchange, UpstreamRecord};
 use super::request_transform::Outbound;
 use crate::deadline::with_timeout;
-use crate::ports::{explain, random_u64, Body, FetchError, Platform};
+use crate::ports::{explain, random_u64, Body, Fetch, FetchError, Platform};
 use crate::problem::{ProblemKind, Rejection};
 use crate::resilience::{AttemptOutcome, Balance};
 use crate::route::CompiledRoute;
@@ -44,7 +44,16 @@ async fn attempt<P: Platform>(
     let sent = platform.now();
     let attempts =
         send_with_retries((gateway, state), platform, route, &exchange.parts.method, outbound, body, &in_flight);
-    let result = with_timeout(attempts, platform.sleep(route.timeout)).await;
+    // Where the platform bounds each call itself, the attempts need no timer raced beside them:
+    // each call gets the time left, and backoff never sleeps past the deadline.
+    let result = if <P as Fetch>::BOUNDS_FETCH {
+        match attempts.await {
+            Err(SendError::TimedOut) => None,
+            done => Some(done),
+        }
+    } else {
+        with_timeout(attempts, platform.sleep(route.timeout)).await
+    };
     if result.is_none() && !streamed_upload {
         // The attempt the timeout cut short is a failure of its target.
         if let Some(target) = in_flight.get() {
@@ -88,6 +97,10 @@ async fn attempt<P: Platform>(
                 "The upstream is failing; the gateway stopped sending to it for a while.",
             )
         }
+        SendError::TimedOut => Rejection::new(
+            ProblemKind::UpstreamTimeout,
+            format!("The upstream did not answer within {} ms.", route.timeout.as_millis()),
+        ),
         SendError::Fetch(_) => Rejection::new(ProblemKind::UpstreamUnreachable, "The upstream could not be reached."),
     })
 }
@@ -98,6 +111,9 @@ enum SendError {
     Fetch(FetchError),
     /// Every target's breaker is open.
     CircuitOpen,
+    /// The route's deadline passed before a response head arrived (where the platform bounds
+    /// each call: [`Fetch::BOUNDS_FETCH`]).
+    TimedOut,
 }
 
 /// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
@@ -149,7 +165,16 @@ async fn send_with_retries<P: Platform>(
             (None, None) => P::Body::empty(),
         };
         in_flight.set(Some(*target));
-        let result = platform.fetch(build(uri, body)).await;
+        let result = if <P as Fetch>::BOUNDS_FETCH {
+            let left = deadline_ms.saturating_sub(platform.now().saturating_sub(started));
+            platform.fetch_within(build(uri, body), std::time::Duration::from_millis(left.max(1))).await
+        } else {
+            platform.fetch(build(uri, body)).await
+        };
+        if matches!(result, Err(FetchError::TimedOut)) {
+            // Still the attempt in flight when the deadline passed: the caller reports it.
+            return Err(SendError::TimedOut);
+        }
         in_flight.set(None);
         let outcome = match &result {
             Ok(response) => AttemptOutcome::Status(response.status().as_u16()),

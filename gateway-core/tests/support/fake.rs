@@ -81,7 +81,9 @@ pub enum Script {
     Hang,
 }
 
-pub struct Fake {
+/// The fake platform. `Fake::<true>` (see [`Fake::bounded`]) bounds each upstream call itself,
+/// as Workers does (`Fetch::BOUNDS_FETCH`).
+pub struct Fake<const BOUNDED: bool = false> {
     pub script: RefCell<VecDeque<Script>>,
     pub received: RefCell<Vec<Request<FakeBody>>>,
     pub now: Cell<UnixMillis>,
@@ -99,10 +101,26 @@ pub struct Fake {
     /// Times each fetch is pending before it answers, as a network round trip would be:
     /// lets concurrent requests interleave.
     pub fetch_yields: Cell<u32>,
+    /// The limits `fetch_within` was given (bounded fakes only).
+    pub limits_given: RefCell<Vec<std::time::Duration>>,
 }
 
 impl Fake {
     pub fn new() -> Self {
+        Self::made()
+    }
+}
+
+impl Fake<true> {
+    /// A platform that bounds each upstream call itself: a hanging upstream answers
+    /// `FetchError::TimedOut` once the limit it was given has passed.
+    pub fn bounded() -> Self {
+        Self::made()
+    }
+}
+
+impl<const BOUNDED: bool> Fake<BOUNDED> {
+    fn made() -> Self {
         Self {
             script: RefCell::new(VecDeque::new()),
             received: RefCell::new(Vec::new()),
@@ -116,6 +134,7 @@ impl Fake {
             limiter_down: Cell::new(false),
             cache: RefCell::new(HashMap::new()),
             fetch_yields: Cell::new(0),
+            limits_given: RefCell::new(Vec::new()),
         }
     }
     pub fn respond(self, status: u16, headers: &[(&str, &str)], body: &str) -> Self {
@@ -138,10 +157,25 @@ impl Fake {
     }
 }
 
-impl Fetch for Fake {
+impl<const BOUNDED: bool> Fetch for Fake<BOUNDED> {
     /// As on Workers: an upstream's 101 reaches the client.
     const WEBSOCKETS: bool = true;
     type Body = FakeBody;
+    const BOUNDS_FETCH: bool = BOUNDED;
+    async fn fetch_within(
+        &self,
+        request: Request<FakeBody>,
+        limit: std::time::Duration,
+    ) -> Result<Response<FakeBody>, FetchError> {
+        self.limits_given.borrow_mut().push(limit);
+        if matches!(self.script.borrow().front(), Some(Script::Hang)) {
+            self.script.borrow_mut().pop_front();
+            self.received.borrow_mut().push(request);
+            self.now.set(self.now.get() + u64::try_from(limit.as_millis()).unwrap_or(u64::MAX));
+            return Err(FetchError::TimedOut);
+        }
+        self.fetch(request).await
+    }
     async fn fetch(&self, request: Request<FakeBody>) -> Result<Response<FakeBody>, FetchError> {
         let (parts, body) = request.into_parts();
         // As a runtime sends it: an upload that stalls past its idle bound is given up.
@@ -192,12 +226,12 @@ async fn yield_now() {
     .await;
 }
 
-impl Clock for Fake {
+impl<const BOUNDED: bool> Clock for Fake<BOUNDED> {
     fn now(&self) -> UnixMillis {
         self.now.get()
     }
 }
-impl Sleep for Fake {
+impl<const BOUNDED: bool> Sleep for Fake<BOUNDED> {
     /// Immediate, unless fetches take turns: then a sleep outlasts a fetch, as a timeout
     /// outlasts a round trip.
     async fn sleep(&self, _duration: Duration) {
@@ -206,24 +240,24 @@ impl Sleep for Fake {
         }
     }
 }
-impl Entropy for Fake {
+impl<const BOUNDED: bool> Entropy for Fake<BOUNDED> {
     fn fill(&self, buf: &mut [u8]) {
         for (i, b) in buf.iter_mut().enumerate() {
             *b = i as u8 + 1;
         }
     }
 }
-impl AccessLog for Fake {
+impl<const BOUNDED: bool> AccessLog for Fake<BOUNDED> {
     fn log(&self, line: &str) {
         self.logs.borrow_mut().push(line.to_owned());
     }
 }
-impl Secrets for Fake {
+impl<const BOUNDED: bool> Secrets for Fake<BOUNDED> {
     fn secret(&self, name: &str) -> Option<String> {
         self.secrets.borrow().get(name).cloned()
     }
 }
-impl Store for Fake {
+impl<const BOUNDED: bool> Store for Fake<BOUNDED> {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         Ok(self.store.borrow().get(key).cloned())
     }
@@ -245,7 +279,7 @@ impl Store for Fake {
         Ok(true)
     }
 }
-impl SignatureVerifier for Fake {
+impl<const BOUNDED: bool> SignatureVerifier for Fake<BOUNDED> {
     async fn verify_signature(
         &self,
         _key: &gateway_core::auth::jwt::VerifyingKey,
@@ -256,7 +290,7 @@ impl SignatureVerifier for Fake {
         self.native_verify.get()
     }
 }
-impl Limiter for Fake {
+impl<const BOUNDED: bool> Limiter for Fake<BOUNDED> {
     async fn limit(
         &self,
         key: &str,
@@ -272,7 +306,7 @@ impl Limiter for Fake {
         Ok(decision)
     }
 }
-impl EdgeCache for Fake {
+impl<const BOUNDED: bool> EdgeCache for Fake<BOUNDED> {
     fn cache_available(&self) -> bool {
         true
     }

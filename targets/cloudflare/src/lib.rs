@@ -86,7 +86,20 @@ function withLength(stream, h) {
   stream.pipeTo(fixed.writable).catch(() => {});
   return fixed.readable;
 }
-export function eg_fetch(url, method, packed, body, controller) {
+// `timeout` (ms, 0 for none) bounds the wait for the response head: the timer lives here,
+// not in wasm, and is cleared once the head arrives (the body may stream for longer).
+export function eg_fetch(url, method, packed, body, controller, timeout) {
+  if (timeout > 0) {
+    let timedOut = false;
+    const timer = setTimeout(() => { timedOut = true; controller.abort(); }, timeout);
+    return send(url, method, packed, body, controller).then(
+      (response) => { clearTimeout(timer); return response; },
+      (e) => { clearTimeout(timer); throw timedOut ? "edgegate:timeout" : e; },
+    );
+  }
+  return send(url, method, packed, body, controller);
+}
+function send(url, method, packed, body, controller) {
   const init = { method, headers: headers(packed), body: body === undefined ? null : body, redirect: "manual", signal: controller.signal };
   if (body?.eg_limit === undefined && body?.eg_idle === undefined) return fetch(url, init);
   // Counted and timed in JS as it passes (never copied into wasm). workerd ends a chunked
@@ -166,6 +179,7 @@ extern "C" {
         packed: &str,
         body: JsValue,
         controller: &web_sys::AbortController,
+        timeout: f64,
     ) -> js_sys::Promise;
     fn eg_limited(stream: web_sys::ReadableStream, limit: f64) -> web_sys::ReadableStream;
     fn eg_idle(stream: web_sys::ReadableStream, idle: f64) -> web_sys::ReadableStream;
@@ -177,6 +191,8 @@ extern "C" {
 const BODY_TOO_LARGE: &str = "edgegate:body-too-large";
 /// What `eg_fetch` rejects with when a body stalled past its idle bound.
 const BODY_STALLED: &str = "edgegate:body-stalled";
+/// What `eg_fetch` rejects with when no response head came within its timeout.
+const TIMED_OUT: &str = "edgegate:timeout";
 
 /// Header pairs from their packed form.
 fn unpack_headers<'a>(mut pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
@@ -378,27 +394,40 @@ impl Fetch for Workers {
     type Body = JsBody;
 
     async fn fetch(&self, request: Request<JsBody>) -> Result<Response<JsBody>, FetchError> {
-        let invalid = |e: JsValue| FetchError::InvalidRequest(format!("{e:?}"));
-        let (parts, body) = request.into_parts();
-        let controller = web_sys::AbortController::new().map_err(invalid)?;
-        let promise = eg_fetch(
-            &parts.uri.to_string(),
-            parts.method.as_str(),
-            &pack_headers(&parts.headers),
-            js_body(body),
-            &controller,
-        );
-        let mut guard = AbortOnDrop(Some(controller));
-        let response = JsFuture::from(promise).await.map_err(|e| match e.as_string() {
-            Some(reason) if reason == BODY_TOO_LARGE => FetchError::BodyTooLarge,
-            Some(reason) if reason == BODY_STALLED => FetchError::BodyStalled,
-            _ => FetchError::Unreachable(format!("{e:?}")),
-        })?;
-        guard.0 = None;
-        let response: web_sys::Response =
-            response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
-        from_web_response(&response).ok_or_else(|| FetchError::Unreachable("invalid status".into()))
+        send(request, None).await
     }
+
+    const BOUNDS_FETCH: bool = true;
+
+    async fn fetch_within(&self, request: Request<JsBody>, limit: Duration) -> Result<Response<JsBody>, FetchError> {
+        send(request, Some(limit)).await
+    }
+}
+
+/// One upstream request through `eg_fetch`, its wait for the head bounded by `limit` if given.
+async fn send(request: Request<JsBody>, limit: Option<Duration>) -> Result<Response<JsBody>, FetchError> {
+    let invalid = |e: JsValue| FetchError::InvalidRequest(format!("{e:?}"));
+    let (parts, body) = request.into_parts();
+    let controller = web_sys::AbortController::new().map_err(invalid)?;
+    let promise = eg_fetch(
+        &parts.uri.to_string(),
+        parts.method.as_str(),
+        &pack_headers(&parts.headers),
+        js_body(body),
+        &controller,
+        limit.map_or(0.0, |limit| limit.as_millis().max(1) as f64),
+    );
+    let mut guard = AbortOnDrop(Some(controller));
+    let response = JsFuture::from(promise).await.map_err(|e| match e.as_string() {
+        Some(reason) if reason == BODY_TOO_LARGE => FetchError::BodyTooLarge,
+        Some(reason) if reason == BODY_STALLED => FetchError::BodyStalled,
+        Some(reason) if reason == TIMED_OUT => FetchError::TimedOut,
+        _ => FetchError::Unreachable(format!("{e:?}")),
+    })?;
+    guard.0 = None;
+    let response: web_sys::Response =
+        response.dyn_into().map_err(|_| FetchError::Unreachable("not a Response".into()))?;
+    from_web_response(&response).ok_or_else(|| FetchError::Unreachable("invalid status".into()))
 }
 
 /// A JS response as `http` types; its body stays the JS stream.
