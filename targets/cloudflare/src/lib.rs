@@ -237,7 +237,7 @@ fn gateway() -> Result<&'static Gateway, ()> {
 
 #[event(fetch)]
 async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
-    let platform = Workers { kv: env.kv(KV_BINDING).ok(), env };
+    let platform = Workers { kv: std::cell::OnceCell::new(), env };
     let Ok(gateway) = gateway() else {
         return into_web(problem(ProblemKind::Internal, "The gateway is misconfigured.", ""));
     };
@@ -375,7 +375,15 @@ impl ByteStream for JsStream {
 /// and the bindings of `env` (secrets and vars, the KV namespace).
 struct Workers {
     env: Env,
-    kv: Option<KvStore>,
+    /// Looked up on first use: binding a `KvStore` reads six properties across the JS
+    /// boundary, which a request that never touches the store should not pay.
+    kv: std::cell::OnceCell<Option<KvStore>>,
+}
+
+impl Workers {
+    fn kv(&self) -> Result<&KvStore, StoreError> {
+        self.kv.get_or_init(|| self.env.kv(KV_BINDING).ok()).as_ref().ok_or(StoreError::Unavailable)
+    }
 }
 
 /// Aborts an in-flight fetch when the gateway stops waiting for it (timeout).
@@ -533,7 +541,7 @@ impl Entropy for Workers {
 
 impl AccessLog for Workers {
     fn log(&self, line: &str) {
-        worker::console_log!("{line}");
+        web_sys::console::log_1(&JsValue::from_str(line));
     }
 }
 
@@ -546,13 +554,13 @@ impl Secrets for Workers {
 
 impl Store for Workers {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
-        let kv = self.kv.as_ref().ok_or(StoreError::Unavailable)?;
+        let kv = self.kv()?;
         let value = kv.get(key).bytes().await.map_err(|e| StoreError::Failed(e.to_string()))?;
         Ok(value.map(Bytes::from))
     }
 
     async fn put(&self, key: &str, value: Bytes) -> Result<(), StoreError> {
-        let kv = self.kv.as_ref().ok_or(StoreError::Unavailable)?;
+        let kv = self.kv()?;
         let put = kv.put_bytes(key, &value).map_err(|e| StoreError::Failed(e.to_string()))?;
         put.execute().await.map_err(|e| StoreError::Failed(e.to_string()))
     }
