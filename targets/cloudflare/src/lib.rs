@@ -241,12 +241,8 @@ async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Re
     let Ok(gateway) = gateway() else {
         return into_web(problem(ProblemKind::Internal, "The gateway is misconfigured.", ""));
     };
-    let client = Client {
-        ip: request.headers().get("cf-connecting-ip").ok().flatten().and_then(|ip| ip.parse::<IpAddr>().ok()),
-        https: request.url().starts_with("https:"),
-    };
-    let request = match from_web(request) {
-        Ok(request) => request,
+    let (request, client) = match from_web(request) {
+        Ok(read) => read,
         Err(_) => return into_web(problem(ProblemKind::BadRequest, "The request could not be read.", "")),
     };
     // What this isolate learns (balancer counters, breakers, keys) lives as long as it does.
@@ -260,12 +256,22 @@ async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Re
 const RUNTIME_HEADERS: [&str; 6] =
     ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
 
-fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
+/// The request as `http` types (its body stays the JS stream) and the client as the runtime
+/// reports it (`CF-Connecting-IP`, set by Cloudflare and never by the client), from one read
+/// of the head across the boundary.
+fn from_web(request: web_sys::Request) -> Result<(Request<JsBody>, Client), http::Error> {
     let head = eg_request_head(&request);
     let mut lines = head.split('\n');
     let method = lines.next().unwrap_or("GET");
     let url = lines.next().unwrap_or("/");
     let mut headers = unpack_headers(lines);
+    // Exactly one address, or none: a doubled header is not guessed at.
+    let mut ips = headers.get_all("cf-connecting-ip").iter();
+    let ip = match (ips.next(), ips.next()) {
+        (Some(ip), None) => ip.to_str().ok().and_then(|ip| ip.parse::<IpAddr>().ok()),
+        _ => None,
+    };
+    let client = Client { ip, https: url.starts_with("https:") };
     for name in RUNTIME_HEADERS {
         headers.remove(name);
     }
@@ -274,7 +280,7 @@ fn from_web(request: web_sys::Request) -> Result<Request<JsBody>, http::Error> {
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    builder.body(body)
+    Ok((builder.body(body)?, client))
 }
 
 // Header values cross between wasm and workerd as UTF-8 in both directions. workerd does not
