@@ -85,7 +85,7 @@ pub(crate) async fn run<P: Platform>(
     Ok(Sendable::Bytes(bytes))
 }
 
-fn too_large(limit: u64) -> Rejection {
+pub(crate) fn too_large(limit: u64) -> Rejection {
     Rejection::new(ProblemKind::PayloadTooLarge, format!("The request body exceeds {limit} bytes."))
 }
 

@@ -67,22 +67,14 @@ async fn attempt<P: Platform>(
             return Ok(response);
         }
         Some(Err(error)) => error,
-        None => {
-            let detail = format!("The upstream did not answer within {} ms.", route.timeout.as_millis());
-            explain(platform, "dispatch", || detail.clone());
-            return Err(Rejection::new(ProblemKind::UpstreamTimeout, detail));
-        }
+        None => SendError::TimedOut,
     };
-    explain(platform, "dispatch", || format!("no answer: {error:?}"));
-    Err(match error {
+    let rejection = match error {
         SendError::Fetch(FetchError::InvalidRequest(_)) => {
             record.ms = None;
             Rejection::new(ProblemKind::BadRequest, "The request cannot be forwarded.")
         }
-        SendError::Fetch(FetchError::BodyTooLarge) => Rejection::new(
-            ProblemKind::PayloadTooLarge,
-            format!("The request body exceeds {} bytes.", route.max_body_bytes),
-        ),
+        SendError::Fetch(FetchError::BodyTooLarge) => super::body::too_large(route.max_body_bytes),
         SendError::Fetch(FetchError::BodyStalled) => {
             let idle = route.idle_timeout.unwrap_or_default().as_millis();
             Rejection::new(
@@ -102,7 +94,9 @@ async fn attempt<P: Platform>(
             format!("The upstream did not answer within {} ms.", route.timeout.as_millis()),
         ),
         SendError::Fetch(_) => Rejection::new(ProblemKind::UpstreamUnreachable, "The upstream could not be reached."),
-    })
+    };
+    explain(platform, "dispatch", || format!("no answer: {}", rejection.detail));
+    Err(rejection)
 }
 
 /// Why no upstream response came back.
