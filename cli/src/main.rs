@@ -4,12 +4,12 @@
 mod explain;
 mod openapi;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use edgegate_cli::{
     check_spin_manifest, load, openapi_document, repo_root, routes_path, spin_manifest_path, sync_spin_manifest,
-    ROUTES_ENV, SPIN_MANIFEST_ENV,
+    workers_module, ROUTES_ENV, SPIN_MANIFEST_ENV,
 };
 
 const USAGE: &str = "usage: edgegate <command> [routes-file]
@@ -18,6 +18,8 @@ commands:
   check [--routes-only] [FILE]
                     validate a routes file (default: $GATEWAY_ROUTES or routes.json) and, unless
                     --routes-only, the Spin manifest ($EDGEGATE_SPIN_MANIFEST or spin.toml) against it
+  embed FILE OUT    check FILE (routes only) and write it as the Workers bundle's routes
+                    module OUT (scripts/build-worker.sh, wrangler's [build] command)
   schema            print the JSON Schema of routes files
   spin-sync [FILE]  set spin.toml allowed_outbound_hosts from the routes file's upstreams
   explain METHOD URL [options]
@@ -51,7 +53,7 @@ fn main() -> ExitCode {
     let manifest_path = spin_manifest_path(&root, std::env::var(SPIN_MANIFEST_ENV).ok().as_deref());
     let asks_help = args.iter().skip(1).any(|a| a == "--help" || a == "-h");
     match args.first().map(String::as_str) {
-        Some("check" | "schema" | "spin-sync") if asks_help => {
+        Some("check" | "embed" | "schema" | "spin-sync") if asks_help => {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
@@ -73,6 +75,20 @@ fn main() -> ExitCode {
             }
             println!("{}: ok ({} routes)", path.display(), gateway.route_ids().count());
             ExitCode::SUCCESS
+        }
+        Some("embed") => {
+            let (Some(path), Some(out)) = (args.get(1), args.get(2)) else {
+                eprintln!("{USAGE}");
+                return ExitCode::from(2);
+            };
+            let module = load(Path::new(path)).and_then(|(text, gateway)| workers_module(&text, &gateway));
+            match module.and_then(|module| std::fs::write(out, module).map_err(|e| format!("{out}: {e}"))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(errors) => {
+                    eprintln!("{errors}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         Some("schema") => {
             print!("{}", gateway_core::config::json_schema());

@@ -32,6 +32,31 @@ fn check_accepts_the_shipped_files() {
     assert!(stdout.contains("routes.json: ok"), "{stdout}");
 }
 
+/// `embed` (the Workers build): the routes file as a JS module, checked first; a broken file
+/// writes nothing and fails with its located findings.
+#[test]
+fn embed_writes_the_routes_module_only_for_a_valid_file() {
+    let out = std::env::temp_dir().join(format!("edgegate-embed-{}.mjs", std::process::id()));
+    let out_arg = out.to_str().unwrap();
+    let routes = "tests/conformance/routes.json";
+    let (ok, _, stderr) = edgegate(&["embed", routes, out_arg]);
+    assert!(ok, "{stderr}");
+    let module = std::fs::read_to_string(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    let exported = |name: &str| -> String {
+        let line = module.lines().find_map(|l| l.strip_prefix(&format!("export const {name} = "))).unwrap();
+        serde_json::from_str(line.strip_suffix(';').unwrap()).unwrap()
+    };
+    assert_eq!(exported("routes"), std::fs::read_to_string(root().join(routes)).unwrap());
+    let document: serde_json::Value = serde_json::from_str(&exported("openapi")).unwrap();
+    assert_eq!(document["openapi"], "3.1.0", "the file sets openapi.path: its document travels along");
+
+    let (ok, _, stderr) = edgegate(&["embed", "gateway-core/tests/fixtures/invalid/typo-upstream.json", out_arg]);
+    assert!(!ok);
+    assert!(stderr.contains(":8:45: routes[3].upstream: unknown upstream \"user\""), "{stderr}");
+    assert!(!out.exists(), "nothing written for a broken file");
+}
+
 #[test]
 fn check_reports_every_error_with_its_path_and_fails() {
     let fixture = "gateway-core/tests/fixtures/invalid/many-errors.json";
@@ -214,9 +239,13 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     let (code, stdout, _) = edgegate_status(&["explain", "--help"]);
     assert_eq!(code, 0);
     assert!(stdout.starts_with("usage: edgegate explain"));
-    for command in
-        [&["check", "--help"][..], &["schema", "--help"], &["spin-sync", "-h"], &["openapi", "export", "--help"]]
-    {
+    for command in [
+        &["check", "--help"][..],
+        &["embed", "--help"],
+        &["schema", "--help"],
+        &["spin-sync", "-h"],
+        &["openapi", "export", "--help"],
+    ] {
         let (code, stdout, _) = edgegate_status(command);
         assert_eq!(code, 0, "{command:?}");
         assert!(stdout.starts_with("usage:"), "{command:?}: {stdout}");

@@ -40,7 +40,7 @@ const token = await new SignJWT({ sub: "bench-user", scope: "read" })
   .setProtectedHeader({ alg: "ES256", kid: "inline-es256" })
   .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h")
   .sign(signingKey);
-const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }] };
+const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }] };
 const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
 // A subject starts its runtime on a free port and answers { port, stop, ticks }: ticks is the
 // CPU its processes have used so far (user + system, clock ticks of 10 ms).

@@ -16,7 +16,7 @@ await new Promise((r) => up.listen(47281, "127.0.0.1", r));
 const script = process.argv[2];
 const mf = new Miniflare({ modules: true, compatibilityDate: "2026-04-01", cf: false, log: new Log(LogLevel.WARN), stripCfConnectingIp: false,
   handleRuntimeStdio(o, e) { o.resume(); e.resume(); }, inspectorPort: 47299,
-  scriptPath: path.resolve(script), durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+  scriptPath: path.resolve(script), durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } },
   modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
   unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] });
 await mf.ready;

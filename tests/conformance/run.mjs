@@ -57,7 +57,7 @@ export async function startWorkers({ fresh = true } = {}) {
   const { Miniflare } = await import("miniflare");
   const mf = new Miniflare(await workersOptions("workers", logLines, {
     bindings: SECRETS,
-    durableObjects: { EDGEGATE_LIMITER: "EdgegateLimiter" },
+    durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } },
     // On disk, so a restarted workerd (every object evicted) finds what the objects stored.
     durableObjectsPersist: path.join(root, "target/conformance/durable-objects"),
     kvNamespaces: ["EDGEGATE_KV"],

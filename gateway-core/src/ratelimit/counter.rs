@@ -83,12 +83,9 @@ impl Counter {
         if !decision.allowed {
             return (decision, Write::Nothing);
         }
-        let text = serde_json::to_string(&next).ok();
-        self.state = Some(next);
-        let write = match (persistence, text) {
-            (Persistence::EveryRequest, Some(text)) => Write::Now(text),
-            (Persistence::EveryRequest, None) => Write::Nothing,
-            (Persistence::WriteBehind, _) => {
+        let write = match persistence {
+            Persistence::EveryRequest => serde_json::to_string(&next).map_or(Write::Nothing, Write::Now),
+            Persistence::WriteBehind => {
                 self.dirty = true;
                 if self.alarm_set {
                     Write::Nothing
@@ -98,7 +95,35 @@ impl Counter {
                 }
             }
         };
+        self.state = Some(next);
         (decision, write)
+    }
+
+    /// The decision, when it can be made and recorded without waiting on the runtime: `None`
+    /// when the counter has not been loaded yet, or when `write_behind` would ask for an alarm
+    /// (setting one is awaited, so that a failure can be heard). Otherwise the same as
+    /// [`Counter::decide`], whose [`Write`] is then never [`Write::Later`]: the text to write now,
+    /// if any.
+    pub fn decide_at_once(
+        &mut self,
+        rules: &[Rule],
+        persistence: Persistence,
+        now: UnixMillis,
+        cost: u64,
+    ) -> Option<(Decision, Option<String>)> {
+        if !self.loaded || (persistence == Persistence::WriteBehind && !self.alarm_set) {
+            return None;
+        }
+        match self.decide(rules, persistence, now, cost) {
+            (decision, Write::Nothing) => Some((decision, None)),
+            (decision, Write::Now(text)) => Some((decision, Some(text))),
+            // Not reached: an alarm is pending. Were it asked for, it is not set, and the next
+            // decision asks again.
+            (decision, Write::Later(_)) => {
+                self.alarm_set = false;
+                Some((decision, None))
+            }
+        }
     }
 
     /// The alarm [`Write::Later`] asked for could not be set: the next decision asks again.
@@ -175,6 +200,32 @@ mod tests {
         let (decision, _) = reloaded.decide(&RULES, Persistence::WriteBehind, 3, 8);
         assert!(!decision.allowed, "the alarm wrote all three");
         assert_eq!(counter.alarm(), None, "nothing changed since");
+    }
+
+    #[test]
+    fn a_decision_is_made_at_once_unless_it_needs_a_load_or_an_alarm() {
+        let mut counter = Counter::default();
+        assert_eq!(counter.decide_at_once(&RULES, Persistence::EveryRequest, 0, 1), None, "not loaded yet");
+        counter.load(None);
+        let (decision, text) = counter.decide_at_once(&RULES, Persistence::EveryRequest, 0, 1).unwrap();
+        assert!(decision.allowed);
+        assert!(text.is_some(), "every_request writes with the decision");
+        let (decision, text) = counter.decide_at_once(&RULES, Persistence::EveryRequest, 0, 100).unwrap();
+        assert!(!decision.allowed);
+        assert_eq!(text, None, "a refusal consumes nothing and writes nothing");
+        assert_eq!(
+            counter.decide_at_once(&RULES, Persistence::WriteBehind, 1, 1),
+            None,
+            "write_behind needs an alarm set"
+        );
+        assert_eq!(counter.decide(&RULES, Persistence::WriteBehind, 1, 1).1, Write::Later(Counter::WRITE_BEHIND));
+        let (decision, text) = counter.decide_at_once(&RULES, Persistence::WriteBehind, 2, 1).unwrap();
+        assert!(decision.allowed);
+        assert_eq!(text, None, "the pending alarm writes it");
+        let written = counter.alarm().expect("written by the alarm");
+        let mut reloaded = Counter::default();
+        reloaded.load(Some(&written));
+        assert!(!reloaded.decide(&RULES, Persistence::EveryRequest, 2, 8).0.allowed, "all three were counted");
     }
 
     #[test]

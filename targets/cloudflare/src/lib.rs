@@ -217,20 +217,31 @@ fn pack_headers(map: &HeaderMap) -> String {
     packed
 }
 
-const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
-/// The OpenAPI document `openapi.path` serves, made by the build script (empty if none).
-const OPENAPI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
+#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
+export function eg_config(name) {
+  return globalThis[Symbol.for("edgegate.config")]?.[name];
+}
+"#)]
+extern "C" {
+    /// The routes file's text (`routes`) or the OpenAPI document `openapi.path` serves
+    /// (`openapi`, empty if none), as the Worker's entry received them from the routes module
+    /// the build wrote (`edgegate embed`, after checking the file).
+    fn eg_config(name: &str) -> Option<String>;
+}
 
 /// The optional KV namespace binding that shares JWKS documents between isolates and holds
 /// API-key consumers.
 const KV_BINDING: &str = "EDGEGATE_KV";
 
-/// Compiled once per isolate. The build already validated the file, so the error arm is
-/// only reached if that guarantee is ever broken.
+/// Compiled once per isolate, on first use. The build already validated the file, so the
+/// error arm is only reached if that guarantee is ever broken (or the entry is bypassed).
 fn gateway() -> Result<&'static Gateway, ()> {
     static GATEWAY: OnceLock<Option<Gateway>> = OnceLock::new();
     GATEWAY
-        .get_or_init(|| Gateway::from_json(ROUTES).ok().map(|g| g.with_openapi_document(Bytes::from_static(OPENAPI))))
+        .get_or_init(|| {
+            let gateway = Gateway::from_json(&eg_config("routes")?).ok()?;
+            Some(gateway.with_openapi_document(Bytes::from(eg_config("openapi").unwrap_or_default())))
+        })
         .as_ref()
         .ok_or(())
 }

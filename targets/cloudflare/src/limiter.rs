@@ -10,7 +10,7 @@ use gateway_core::ports::{Limiter, StoreError};
 use gateway_core::ratelimit::counter::{self, Counter, Write};
 use gateway_core::ratelimit::decide::Decision;
 use gateway_core::ratelimit::{Backend, LimitRequest};
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 use worker::{durable_object, DurableObject, Env, Request, Response, Result, State};
 
 /// The Durable Object namespace binding (wrangler.toml `[[durable_objects.bindings]]`).
@@ -22,6 +22,9 @@ pub struct EdgegateLimiter {
     state: State,
     /// The object's storage as the runtime gives it, for writes that are not awaited.
     storage: JsValue,
+    /// The synchronous key-value face of that storage (`storage.kv`, SQLite-backed objects,
+    /// as wrangler.toml declares them), or `undefined` for an object on the older backend.
+    sync_kv: JsValue,
     counter: RefCell<Counter>,
 }
 
@@ -35,7 +38,8 @@ impl DurableObject for EdgegateLimiter {
     fn new(state: State, _env: Env) -> Self {
         let raw = state._inner();
         let storage = js_sys::Reflect::get(&raw, &JsValue::from_str("storage")).unwrap_or(JsValue::UNDEFINED);
-        Self { state: State::from(raw), storage, counter: RefCell::new(Counter::default()) }
+        let sync_kv = js_sys::Reflect::get(&storage, &JsValue::from_str("kv")).unwrap_or(JsValue::UNDEFINED);
+        Self { state: State::from(raw), storage, sync_kv, counter: RefCell::new(Counter::default()) }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -100,6 +104,28 @@ impl EdgegateLimiter {
 /// whose class extends the runtime's `DurableObject`): no HTTP-shaped request either way.
 #[wasm_bindgen::prelude::wasm_bindgen]
 impl EdgegateLimiter {
+    /// The decision, as JSON text, when it is made without waiting (see
+    /// [`Counter::decide_at_once`]): the state is read and written through the synchronous
+    /// `storage.kv`, whose write the output gate makes durable before the answer leaves. Nothing
+    /// (`undefined`) when the object must wait: the caller then asks [`Self::decide_rpc`].
+    #[wasm_bindgen::prelude::wasm_bindgen(js_name = decideNow)]
+    pub fn decide_now(&self, policy: &str, cost: u32) -> Option<String> {
+        if self.sync_kv.is_undefined() {
+            return None;
+        }
+        let (rules, persistence) = super::gateway().ok()?.rate_policy(policy)?;
+        let mut counter = self.counter.borrow_mut();
+        if counter.needs_load() {
+            counter.load(kv_get(&self.sync_kv, Counter::STORAGE_KEY).as_deref());
+        }
+        let now = worker::Date::now().as_millis();
+        let (decision, write) = counter.decide_at_once(rules, persistence, now, u64::from(cost))?;
+        if let Some(text) = write {
+            kv_put(&self.sync_kv, Counter::STORAGE_KEY, &text);
+        }
+        serde_json::to_string(&decision).ok()
+    }
+
     #[wasm_bindgen::prelude::wasm_bindgen(js_name = decide)]
     pub async fn decide_rpc(&self, policy: String, cost: u32) -> std::result::Result<JsValue, JsValue> {
         self.decide_for(&policy, u64::from(cost))
@@ -109,34 +135,46 @@ impl EdgegateLimiter {
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen]
-extern "C" {
-    /// A stub of [`EdgegateLimiter`] seen through RPC.
-    #[wasm_bindgen::prelude::wasm_bindgen(extends = js_sys::Object)]
-    type LimiterStub;
-    #[wasm_bindgen::prelude::wasm_bindgen(method, js_name = decide)]
-    fn decide(this: &LimiterStub, policy: &str, cost: u32) -> js_sys::Promise;
-}
-
 #[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
 export function put_unawaited(storage, key, value) {
   storage.put(key, value).catch(() => {});
 }
+export function kv_get(kv, key) {
+  return kv.get(key);
+}
+export function kv_put(kv, key, value) {
+  kv.put(key, value);
+}
+export function eg_limit(env, binding, key, policy, cost) {
+  const namespace = env[binding];
+  if (namespace === undefined) return undefined;
+  return namespace.get(namespace.idFromName(key)).decide(policy, cost);
+}
 "#)]
 extern "C" {
     fn put_unawaited(storage: &JsValue, key: &str, value: &str);
+    /// A stored text (`storage.kv.get`), `None` when nothing (or no text) is stored.
+    fn kv_get(kv: &JsValue, key: &str) -> Option<String>;
+    /// `storage.kv.put`: not awaited, there is nothing to await; the output gate holds the
+    /// answer until the write is durable.
+    fn kv_put(kv: &JsValue, key: &str, value: &str);
+    /// `stub.decide(policy, cost)` on the object named `key` in the namespace bound as `binding`,
+    /// in one crossing: the promise of its answer, `undefined` without such a binding.
+    #[wasm_bindgen::prelude::wasm_bindgen(catch)]
+    fn eg_limit(env: &JsValue, binding: &str, key: &str, policy: &str, cost: u32) -> Result<JsValue, JsValue>;
 }
 
 /// The worker's side: one round trip to the key's object.
 pub async fn limit(env: &Env, key: &str, request: &LimitRequest) -> std::result::Result<Decision, StoreError> {
-    let failed = |e: worker::Error| StoreError::Failed(e.to_string());
-    let namespace = env.durable_object(LIMITER_BINDING).map_err(|_| StoreError::Unavailable)?;
-    let stub = namespace.id_from_name(key).and_then(|id| id.get_stub()).map_err(failed)?;
-    let rpc: LimiterStub = stub.into_rpc();
+    let failed = |e: JsValue| StoreError::Failed(format!("{e:?}"));
     let cost = u32::try_from(request.cost).unwrap_or(u32::MAX);
-    let answer = wasm_bindgen_futures::JsFuture::from(rpc.decide(&request.policy, cost))
-        .await
-        .map_err(|e| StoreError::Failed(format!("{e:?}")))?;
+    let promise = eg_limit(env, LIMITER_BINDING, key, &request.policy, cost).map_err(failed)?;
+    if promise.is_undefined() {
+        return Err(StoreError::Unavailable);
+    }
+    // An RPC call answers a thenable (workerd's `RpcPromise`), not a `Promise` instance.
+    let promise: js_sys::Promise = promise.unchecked_into();
+    let answer = wasm_bindgen_futures::JsFuture::from(promise).await.map_err(failed)?;
     let text = answer.as_string().ok_or_else(|| StoreError::Failed("the limiter answered no text".into()))?;
     serde_json::from_str(&text).map_err(|e| StoreError::Failed(e.to_string()))
 }

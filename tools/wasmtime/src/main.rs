@@ -10,6 +10,7 @@
 //! shared by all requests, and `fermyon:spin/variables@2.0.0`.
 
 mod kv;
+mod send;
 mod stub;
 mod variables;
 
@@ -123,6 +124,7 @@ pub struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    hooks: send::PlainHttp,
     shared: Arc<Shared>,
 }
 
@@ -134,7 +136,7 @@ impl WasiView for State {
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: wasmtime_wasi_http::default_hooks() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -333,6 +335,7 @@ impl Server {
                 wasi: WasiCtx::builder().inherit_stdio().build(),
                 http: WasiHttpCtx::new(),
                 table: ResourceTable::new(),
+                hooks: send::PlainHttp,
                 shared: self.shared.clone(),
             },
         );

@@ -6,6 +6,7 @@
 //! During initialization the component may use WASI (randomness for hash maps); HTTP is linked
 //! only so the component instantiates, and every other import (key-value, variables) traps, so
 //! nothing the gateway does per request can run at build time.
+mod send;
 #[path = "stub.rs"]
 mod stub;
 
@@ -20,11 +21,12 @@ struct State {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     table: ResourceTable,
+    hooks: send::PlainHttp,
 }
 
 impl WasiHttpView for State {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: wasmtime_wasi_http::default_hooks() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.hooks }
     }
 }
 
@@ -44,7 +46,12 @@ async fn main() -> anyhow::Result<()> {
     let engine = Engine::new(&Config::new())?;
     let mut store = Store::new(
         &engine,
-        State { wasi: WasiCtx::builder().build(), http: WasiHttpCtx::new(), table: ResourceTable::new() },
+        State {
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: send::PlainHttp,
+        },
     );
     // The component's own export of the function lifts the core export, so the core export
     // stays (wasmtime-wizer 48 would remove it and leave the component invalid); calling it
