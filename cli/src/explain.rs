@@ -566,7 +566,12 @@ impl EdgeCache for Recorder<'_> {
     async fn cache_match(&self, _key: &str) -> Option<Response<Body>> {
         None
     }
-    async fn cache_put(&self, _key: &str, response: Response<Body>, _ttl_s: u64) -> (Response<Body>, bool) {
+    async fn cache_put(
+        &self,
+        _key: &str,
+        response: Response<Body>,
+        _stored: http::HeaderMap,
+    ) -> (Response<Body>, bool) {
         (response, false)
     }
 }

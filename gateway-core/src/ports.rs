@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Request, Response};
 
 /// Milliseconds since the Unix epoch.
 pub type UnixMillis = u64;
@@ -325,9 +325,15 @@ pub trait EdgeCache: Fetch {
     fn cache_available(&self) -> bool;
     /// The stored response for `key`, if any and still fresh.
     async fn cache_match(&self, key: &str) -> Option<Response<Self::Body>>;
-    /// Stores a copy of `response` under `key` for `ttl_s` seconds; returns the response to
-    /// send and whether it was stored.
-    async fn cache_put(&self, key: &str, response: Response<Self::Body>, ttl_s: u64) -> (Response<Self::Body>, bool);
+    /// Stores a copy of `response` under `key`: its status and body, with exactly the headers
+    /// `stored` (which say how long the cache keeps it); returns the response to send,
+    /// unchanged, and whether the copy was stored.
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: Response<Self::Body>,
+        stored: HeaderMap,
+    ) -> (Response<Self::Body>, bool);
 }
 
 /// Everything the pipeline needs from a platform.

@@ -76,11 +76,8 @@ pub(crate) async fn store<P: Platform>(
         (CacheState::Unavailable, _) => Some("edgegate; fwd=uri-miss; detail=no-edge-cache"),
         (CacheState::Miss { key, sent }, Some(policy)) => match storable_ttl(policy, &response) {
             Some(ttl) => {
-                if let Some(fingerprint) = vary_fingerprint(response.headers(), &sent) {
-                    response.headers_mut().insert(&VARY_KEY, fingerprint);
-                }
-                let (mut sent, stored) = platform.cache_put(&key, response, ttl).await;
-                sent.headers_mut().remove(&VARY_KEY);
+                let copy = stored_headers(response.headers(), &sent, ttl);
+                let (sent, stored) = platform.cache_put(&key, response, copy).await;
                 response = sent;
                 Some(if stored { "edgegate; fwd=uri-miss; stored" } else { "edgegate; fwd=uri-miss" })
             }
@@ -91,6 +88,21 @@ pub(crate) async fn store<P: Platform>(
         response.headers_mut().insert(&CACHE_STATUS, HeaderValue::from_static(status));
     }
     response
+}
+
+/// The headers of the copy the cache keeps: the answer's, with the fingerprint of what it
+/// varies on, a `Cache-Control` the platform's cache reads as `ttl` seconds (the client's copy
+/// keeps the upstream's), and no `Set-Cookie` (one client's cookie is never another's).
+fn stored_headers(answer: &http::HeaderMap, sent: &http::HeaderMap, ttl: u64) -> http::HeaderMap {
+    let mut stored = answer.clone();
+    if let Some(fingerprint) = vary_fingerprint(answer, sent) {
+        stored.insert(&VARY_KEY, fingerprint);
+    }
+    if let Ok(lifetime) = HeaderValue::try_from(format!("public, max-age={ttl}")) {
+        stored.insert(http::header::CACHE_CONTROL, lifetime);
+    }
+    stored.remove(http::header::SET_COOKIE);
+    stored
 }
 
 /// `Cache-Status` (RFC 9211).
@@ -226,4 +238,32 @@ fn storable_ttl<B>(policy: &crate::route::CachePolicy, response: &Response<B>) -
         }
     }
     policy.ttl_s.or(shared_max_age).or(max_age).filter(|ttl| *ttl > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use http::{HeaderMap, HeaderValue};
+
+    use super::{stored_headers, vary_matches};
+
+    #[test]
+    fn the_stored_copy_says_its_lifetime_drops_cookies_and_records_what_it_varies_on() {
+        let mut answer = HeaderMap::new();
+        answer.insert("cache-control", HeaderValue::from_static("private, max-age=5"));
+        answer.insert("set-cookie", HeaderValue::from_static("session=1"));
+        answer.insert("vary", HeaderValue::from_static("Accept-Language"));
+        answer.insert("content-type", HeaderValue::from_static("application/json"));
+        let mut sent = HeaderMap::new();
+        sent.insert("accept-language", HeaderValue::from_static("fr"));
+
+        let stored = stored_headers(&answer, &sent, 60);
+        assert_eq!(stored["cache-control"], "public, max-age=60");
+        assert!(stored.get("set-cookie").is_none());
+        assert_eq!(stored["content-type"], "application/json");
+        assert!(vary_matches(&stored, &sent));
+        let mut other = HeaderMap::new();
+        other.insert("accept-language", HeaderValue::from_static("de"));
+        assert!(!vary_matches(&stored, &other));
+        assert_eq!(answer["cache-control"], "private, max-age=5", "the client's copy is left as it was");
+    }
 }

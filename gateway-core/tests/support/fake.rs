@@ -11,7 +11,7 @@ use gateway_core::ports::{
     AccessLog, Body, BodyError, Clock, EdgeCache, Entropy, Fetch, FetchError, Limiter, Secrets, SignatureVerifier,
     Sleep, Store, StoreError, UnixMillis,
 };
-use http::{Request, Response, StatusCode};
+use http::{HeaderMap, Request, Response, StatusCode};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum FakeBody {
@@ -317,8 +317,13 @@ impl<const BOUNDED: bool> EdgeCache for Fake<BOUNDED> {
         *response.headers_mut() = headers;
         Some(response)
     }
-    async fn cache_put(&self, key: &str, response: Response<FakeBody>, _ttl_s: u64) -> (Response<FakeBody>, bool) {
-        let stored = (response.status().as_u16(), response.headers().clone(), response.body().text());
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: Response<FakeBody>,
+        headers: HeaderMap,
+    ) -> (Response<FakeBody>, bool) {
+        let stored = (response.status().as_u16(), headers, response.body().text());
         self.cache.borrow_mut().insert(key.to_owned(), stored);
         (response, true)
     }
@@ -397,7 +402,12 @@ impl EdgeCache for FreshInstances<'_> {
     async fn cache_match(&self, key: &str) -> Option<Response<FakeBody>> {
         self.0.cache_match(key).await
     }
-    async fn cache_put(&self, key: &str, response: Response<FakeBody>, ttl_s: u64) -> (Response<FakeBody>, bool) {
-        self.0.cache_put(key, response, ttl_s).await
+    async fn cache_put(
+        &self,
+        key: &str,
+        response: Response<FakeBody>,
+        stored: HeaderMap,
+    ) -> (Response<FakeBody>, bool) {
+        self.0.cache_put(key, response, stored).await
     }
 }

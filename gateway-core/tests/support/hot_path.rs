@@ -100,7 +100,7 @@ impl EdgeCache for Fakes {
     async fn cache_match(&self, _: &str) -> Option<Response<FakeBody>> {
         None
     }
-    async fn cache_put(&self, _: &str, response: Response<FakeBody>, _: u64) -> (Response<FakeBody>, bool) {
+    async fn cache_put(&self, _: &str, response: Response<FakeBody>, _: http::HeaderMap) -> (Response<FakeBody>, bool) {
         (response, false)
     }
 }

@@ -493,24 +493,26 @@ impl EdgeCache for Workers {
         from_web_response(&response)
     }
 
-    async fn cache_put(&self, key: &str, response: Response<JsBody>, ttl_s: u64) -> (Response<JsBody>, bool) {
+    async fn cache_put(&self, key: &str, response: Response<JsBody>, stored: HeaderMap) -> (Response<JsBody>, bool) {
         let Some(cache) = default_cache() else { return (response, false) };
-        let Ok(web) = into_web(response) else {
-            return (Response::new(JsBody::Empty), false);
-        };
-        // The cache reads its copy's Cache-Control; the client's copy keeps the upstream's.
-        let stored = match web.clone() {
-            Ok(copy) => {
-                let _ = copy.headers().set("cache-control", &format!("public, max-age={ttl_s}"));
-                let _ = copy.headers().delete("set-cookie");
-                JsFuture::from(cache.put_with_str(key, &copy)).await.is_ok()
+        let (parts, body) = response.into_parts();
+        // The body twice: one branch for the client, one for the cache.
+        let (sent, kept) = match body {
+            JsBody::Stream(JsStream::Bytes(stream)) => {
+                let branches = stream.tee();
+                let branch = |i: u32| JsBody::Stream(JsStream::Bytes(branches.get(i).unchecked_into()));
+                (branch(0), branch(1))
             }
+            JsBody::Bytes(bytes) => (JsBody::Bytes(bytes.clone()), JsBody::Bytes(bytes)),
+            JsBody::Empty => (JsBody::Empty, JsBody::Empty),
+            // An upgrade's socket is never stored.
+            socket => return (Response::from_parts(parts, socket), false),
+        };
+        let stored = match eg_response(parts.status.as_u16(), &pack_headers(&stored), js_body(kept)) {
+            Ok(copy) => JsFuture::from(cache.put_with_str(key, &copy)).await.is_ok(),
             Err(_) => false,
         };
-        match from_web_response(&web) {
-            Some(response) => (response, stored),
-            None => (Response::new(JsBody::Empty), stored),
-        }
+        (Response::from_parts(parts, sent), stored)
     }
 }
 

@@ -717,7 +717,12 @@ impl EdgeCache for SpinPlatform {
         None
     }
 
-    async fn cache_put(&self, _key: &str, response: Response<SpinBody>, _ttl_s: u64) -> (Response<SpinBody>, bool) {
+    async fn cache_put(
+        &self,
+        _key: &str,
+        response: Response<SpinBody>,
+        _stored: HeaderMap,
+    ) -> (Response<SpinBody>, bool) {
         (response, false)
     }
 }
