@@ -59,19 +59,35 @@ pub(crate) fn push_number(out: &mut String, mut value: u64, width: usize) {
 }
 
 /// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
-/// Which requests get an access-log line (`defaults.access_log`).
+/// Which requests get an access-log line (`defaults.access_log`, `access_log_sample`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccessLogMode {
     All,
+    /// Every answer of 400 and above, and the others when a draw falls below this threshold
+    /// (the share of the 2^64 draws).
+    Sampled(u64),
     /// Status 400 and above.
     Errors,
     Off,
 }
 
 impl AccessLogMode {
-    pub fn logs(self, status: u16) -> bool {
+    /// `share` of the answers below 400 (0 < share ≤ 1).
+    pub fn sampled(share: f64) -> Self {
+        if share >= 1.0 {
+            Self::All
+        } else {
+            // Exact enough: a share is a rate, not a count.
+            Self::Sampled((share * 18_446_744_073_709_551_616.0) as u64)
+        }
+    }
+
+    /// Whether an answer of `status` gets a line; `draw` is asked for a random number only
+    /// when the mode samples.
+    pub fn logs(self, status: u16, draw: impl FnOnce() -> u64) -> bool {
         match self {
             Self::All => true,
+            Self::Sampled(threshold) => status >= 400 || draw() < threshold,
             Self::Errors => status >= 400,
             Self::Off => false,
         }

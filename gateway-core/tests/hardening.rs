@@ -444,6 +444,38 @@ fn access_log_modes() {
     assert!(Gateway::from_json(bad).unwrap_err().iter().any(|e| e.to_string().contains("defaults.access_log")));
 }
 
+/// `defaults.access_log_sample`: a random share of the successes gets a line, every error its
+/// own. The fake's entropy draws 0x0807060504030201 every time, about 0.031 of 2^64.
+#[test]
+fn access_log_sample_keeps_every_error_and_a_share_of_the_rest() {
+    for (share, expected) in [(0.5, 2), (0.01, 1), (1.0, 2)] {
+        let routes = json!({"version": 1, "defaults": {"access_log_sample": share},
+            "upstreams": {"a": {"url": "http://a.internal"}},
+            "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a"}]});
+        let gateway = Gateway::from_json(&routes.to_string()).unwrap();
+        let fake = Fake::new();
+        send(&gateway, &fake, request("GET", "/p", &[]));
+        send(&gateway, &fake, request("GET", "/nowhere", &[]));
+        let lines: Vec<_> = fake.logs.borrow().iter().filter(|l| l.contains("\"request_id\"")).cloned().collect();
+        assert_eq!(lines.len(), expected, "{share}: {lines:?}");
+        assert!(lines.iter().any(|l| l.contains("\"status\":404")), "the error is always logged");
+    }
+    for (defaults, reason) in [
+        (json!({"access_log_sample": 0}), "is not a share"),
+        (json!({"access_log_sample": 1.5}), "is not a share"),
+        (json!({"access_log": "errors", "access_log_sample": 0.1}), "samples only what access_log \"all\" logs"),
+    ] {
+        let routes = json!({"version": 1, "defaults": defaults, "upstreams": {}, "routes": []});
+        let errors = Gateway::from_json(&routes.to_string()).unwrap_err();
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.to_string().contains("defaults.access_log_sample") && e.to_string().contains(reason)),
+            "{defaults}: {errors:?}"
+        );
+    }
+}
+
 /// A header a route sets from a value the request lacks is removed, never left as the client sent it.
 #[test]
 fn a_set_header_without_its_value_is_not_the_clients() {

@@ -227,6 +227,20 @@ pub fn compile(file: &RoutesFile) -> Result<Gateway, Vec<ConfigError>> {
             crate::log::AccessLogMode::All
         }
     };
+    let access_log = match (defaults.access_log_sample, access_log) {
+        (None, mode) => mode,
+        (Some(share), _) if !(share > 0.0 && share <= 1.0) => {
+            c.error(Kind::InvalidValue, "defaults.access_log_sample", format!("{share} is not a share")).hint =
+                Some("a number above 0 and at most 1 (0.1: one success in ten gets a line)".into());
+            access_log
+        }
+        (Some(share), crate::log::AccessLogMode::All) => crate::log::AccessLogMode::sampled(share),
+        (Some(_), _) => {
+            c.error(Kind::InvalidValue, "defaults.access_log_sample", "samples only what access_log \"all\" logs")
+                .hint = Some("remove it, or set access_log to \"all\"".into());
+            access_log
+        }
+    };
     let mut cors_policies = Vec::new();
     let default_cors = defaults.cors.as_ref().and_then(|cors| {
         let policy = compile_cors(&mut c, "defaults.cors", cors, None)?;

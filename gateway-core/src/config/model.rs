@@ -77,6 +77,12 @@ pub struct Defaults {
     #[serde(default)]
     #[schemars(regex(pattern = r"^(all|errors|off)$"))]
     pub access_log: Option<String>,
+    /// With `access_log: all`, the share of answers below 400 that get a line, drawn at random
+    /// per request (default 1: every one); answers of 400 and above always get theirs. Logging
+    /// every success costs CPU per request and log volume; a sample keeps the picture.
+    #[serde(default)]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub access_log_sample: Option<f64>,
     /// Merge duplicate slashes in the path before routing and forwarding (default true:
     /// `//admin` is `/admin` to most servers, so it is to the gateway too).
     #[serde(default)]

@@ -50,7 +50,7 @@ pub(crate) fn run<P: Platform>(
         });
     }
 
-    if !gateway.access_log.logs(response.status().as_u16()) {
+    if !gateway.access_log.logs(response.status().as_u16(), || crate::ports::random_u64(platform)) {
         return response;
     }
     let record = AccessRecord {
