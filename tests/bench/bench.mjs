@@ -78,6 +78,7 @@ const bearer = { authorization: `Bearer ${token}` };
 const allSubjects = [
   { name: "js-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }), path: "/proxy/items?x=1" },
   { name: "edgegate-plain", runtime: "workers", start: workers(edgegateOptions), path: "/proxy/items?x=1" },
+  { name: "edgegate-plain-sampled", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.join(root, "target/bench/workers-sampled/entry.mjs") }), path: "/proxy/items?x=1" },
   { name: "edgegate-es256", runtime: "workers", start: workers(edgegateOptions), path: "/jwt/items?x=1", headers: bearer },
   { name: "edgegate-full", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited/items?x=1", headers: bearer },
   { name: "edgegate-full-lazy", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited-lazy/items?x=1", headers: bearer },
