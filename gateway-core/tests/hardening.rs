@@ -461,8 +461,8 @@ fn access_log_sample_keeps_every_error_and_a_share_of_the_rest() {
         assert!(lines.iter().any(|l| l.contains("\"status\":404")), "the error is always logged");
     }
     for (defaults, reason) in [
-        (json!({"access_log_sample": 0}), "is not a share"),
-        (json!({"access_log_sample": 1.5}), "is not a share"),
+        (json!({"access_log_sample": 0}), "a share must be above 0 and at most 1"),
+        (json!({"access_log_sample": 1.5}), "a share must be above 0 and at most 1"),
         (json!({"access_log": "errors", "access_log_sample": 0.1}), "samples only what access_log \"all\" logs"),
     ] {
         let routes = json!({"version": 1, "defaults": defaults, "upstreams": {}, "routes": []});

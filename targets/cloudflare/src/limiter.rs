@@ -135,22 +135,7 @@ impl EdgegateLimiter {
     }
 }
 
-#[wasm_bindgen::prelude::wasm_bindgen(inline_js = r#"
-export function put_unawaited(storage, key, value) {
-  storage.put(key, value).catch(() => {});
-}
-export function kv_get(kv, key) {
-  return kv.get(key);
-}
-export function kv_put(kv, key, value) {
-  kv.put(key, value);
-}
-export function eg_limit(env, binding, key, policy, cost) {
-  const namespace = env[binding];
-  if (namespace === undefined) return undefined;
-  return namespace.get(namespace.idFromName(key)).decide(policy, cost);
-}
-"#)]
+#[wasm_bindgen::prelude::wasm_bindgen(module = "/src/glue.js")]
 extern "C" {
     fn put_unawaited(storage: &JsValue, key: &str, value: &str);
     /// A stored text (`storage.kv.get`), `None` when nothing (or no text) is stored.
