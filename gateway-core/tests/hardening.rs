@@ -426,19 +426,24 @@ fn compressed_bodies_are_read_decoded_or_refused() {
     assert_eq!(problem_type(&response), "urn:edgegate:problem:unsupported-content-encoding");
 }
 
+/// The access-log lines of one success and one 404 under these `defaults`.
+fn access_lines(defaults: serde_json::Value) -> Vec<String> {
+    let routes = json!({"version": 1, "defaults": defaults,
+        "upstreams": {"a": {"url": "http://a.internal"}},
+        "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a"}]});
+    let gateway = Gateway::from_json(&routes.to_string()).unwrap();
+    let fake = Fake::new();
+    send(&gateway, &fake, request("GET", "/p", &[]));
+    send(&gateway, &fake, request("GET", "/nowhere", &[]));
+    let lines = fake.logs.borrow().iter().filter(|l| l.contains("\"request_id\"")).cloned().collect();
+    lines
+}
+
 /// `defaults.access_log`: every request, only errors, or none; the line costs CPU per request.
 #[test]
 fn access_log_modes() {
     for (mode, expected) in [("all", 2), ("errors", 1), ("off", 0)] {
-        let routes = json!({"version": 1, "defaults": {"access_log": mode},
-            "upstreams": {"a": {"url": "http://a.internal"}},
-            "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a"}]});
-        let gateway = Gateway::from_json(&routes.to_string()).unwrap();
-        let fake = Fake::new();
-        send(&gateway, &fake, request("GET", "/p", &[]));
-        send(&gateway, &fake, request("GET", "/nowhere", &[]));
-        let lines = fake.logs.borrow().iter().filter(|l| l.contains("\"request_id\"")).count();
-        assert_eq!(lines, expected, "{mode}");
+        assert_eq!(access_lines(json!({"access_log": mode})).len(), expected, "{mode}");
     }
     let bad = r#"{"version": 1, "defaults": {"access_log": "some"}, "upstreams": {}, "routes": []}"#;
     assert!(Gateway::from_json(bad).unwrap_err().iter().any(|e| e.to_string().contains("defaults.access_log")));
@@ -449,14 +454,7 @@ fn access_log_modes() {
 #[test]
 fn access_log_sample_keeps_every_error_and_a_share_of_the_rest() {
     for (share, expected) in [(0.5, 2), (0.01, 1), (1.0, 2)] {
-        let routes = json!({"version": 1, "defaults": {"access_log_sample": share},
-            "upstreams": {"a": {"url": "http://a.internal"}},
-            "routes": [{"id": "p", "match": {"path": "/p"}, "upstream": "a"}]});
-        let gateway = Gateway::from_json(&routes.to_string()).unwrap();
-        let fake = Fake::new();
-        send(&gateway, &fake, request("GET", "/p", &[]));
-        send(&gateway, &fake, request("GET", "/nowhere", &[]));
-        let lines: Vec<_> = fake.logs.borrow().iter().filter(|l| l.contains("\"request_id\"")).cloned().collect();
+        let lines = access_lines(json!({"access_log_sample": share}));
         assert_eq!(lines.len(), expected, "{share}: {lines:?}");
         assert!(lines.iter().any(|l| l.contains("\"status\":404")), "the error is always logged");
     }
