@@ -160,7 +160,8 @@ async fn send_with_retries<P: Platform>(
         };
         in_flight.set(Some(*target));
         let result = if <P as Fetch>::BOUNDS_FETCH {
-            let left = deadline_ms.saturating_sub(platform.now().saturating_sub(started));
+            // `now` is this attempt's start: nothing was awaited since it was read.
+            let left = deadline_ms.saturating_sub(now.saturating_sub(started));
             platform.fetch_within(build(uri, body), std::time::Duration::from_millis(left.max(1))).await
         } else {
             platform.fetch(build(uri, body)).await
@@ -178,11 +179,14 @@ async fn send_with_retries<P: Platform>(
             }
             Err(_) => AttemptOutcome::ConnectError,
         };
-        state.record(gateway, route.upstream, *target, platform.now(), outcome.breaker_success());
+        // One reading for the breaker and the retry budget (a clock read crosses into the
+        // platform; nothing is awaited between the two uses).
+        let finished = platform.now();
+        state.record(gateway, route.upstream, *target, finished, outcome.breaker_success());
         if attempt >= attempts {
             return result.map_err(SendError::Fetch);
         }
-        let elapsed = platform.now().saturating_sub(started);
+        let elapsed = finished.saturating_sub(started);
         let delay = match &route.retry {
             Some(policy) => policy.next_delay(method, attempt, &outcome, elapsed, deadline_ms, random_u64(platform)),
             // Failover: the next target at once, on what a retry would also retry.
