@@ -150,10 +150,7 @@ pub fn sync_spin_manifest(manifest: &str, gateway: &Gateway) -> Result<String, S
 /// when `openapi.path` is not set) as JS string exports, which the Worker's entry hands to the
 /// wasm. Keeping them out of the wasm means a routes change rebuilds no Rust.
 pub fn workers_module(text: &str, gateway: &Gateway) -> Result<String, String> {
-    let document = match gateway.openapi_path() {
-        Some(_) => String::from_utf8(openapi_document(text)?).map_err(|e| e.to_string())?,
-        None => String::new(),
-    };
+    let document = String::from_utf8(served_openapi_document(text, gateway)?).map_err(|e| e.to_string())?;
     // A JSON string is a JS string literal (U+2028 and U+2029 included, since ES2019).
     let literal = |s: &str| serde_json::to_string(s).map_err(|e| e.to_string());
     Ok(format!(
@@ -164,8 +161,17 @@ pub fn workers_module(text: &str, gateway: &Gateway) -> Result<String, String> {
     ))
 }
 
-/// For build scripts: validates the selected routes file and copies it to `OUT_DIR/routes.json`
-/// for `include_str!`. Returns the gateway so a target can check more (e.g. spin.toml).
+/// The OpenAPI document `openapi.path` serves, made once at build time; empty when the file
+/// does not ask for one.
+fn served_openapi_document(text: &str, gateway: &Gateway) -> Result<Vec<u8>, String> {
+    match gateway.openapi_path() {
+        Some(_) => openapi_document(text),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// For Spin's build script: validates the selected routes file and copies it (and its OpenAPI
+/// document) to `OUT_DIR` for `include_str!`. Returns the gateway so a target can check more (e.g. spin.toml).
 pub fn embed_for_build() -> Result<(PathBuf, Gateway), String> {
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").map_err(|e| e.to_string())?);
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
@@ -175,11 +181,7 @@ pub fn embed_for_build() -> Result<(PathBuf, Gateway), String> {
     println!("cargo:rerun-if-env-changed={ROUTES_ENV}");
     println!("cargo:rerun-if-changed={}", path.display());
     let (text, gateway) = load(&path)?;
-    // The OpenAPI document `openapi.path` serves, made here once (empty when not asked for).
-    let document = match gateway.openapi_path() {
-        Some(_) => openapi_document(&text)?,
-        None => Vec::new(),
-    };
+    let document = served_openapi_document(&text, &gateway)?;
     std::fs::write(out_dir.join("openapi.json"), document).map_err(|e| e.to_string())?;
     std::fs::write(out_dir.join("routes.json"), text).map_err(|e| e.to_string())?;
     Ok((root, gateway))

@@ -70,7 +70,8 @@ impl DurableObject for EdgegateLimiter {
 
 impl EdgegateLimiter {
     /// The decision for one request of `policy` costing `cost`, as JSON text. The rules come
-    /// from the routes file built into this same wasm, so a call carries only the name.
+    /// from the routes file this same Worker's entry hands the wasm, so a call carries only the
+    /// name.
     async fn decide_for(&self, policy: &str, cost: u64) -> std::result::Result<String, String> {
         let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
             return Err("unknown policy".into());
