@@ -224,6 +224,61 @@ pub trait Entropy {
     fn fill(&self, buf: &mut [u8]);
 }
 
+/// Random bytes drawn from the platform a block at a time, for a platform where each draw
+/// crosses a costly boundary (`crypto.getRandomValues` on Workers): a request needs a few small
+/// pieces (request id, trace and span ids), and one draw serves many requests. No byte is
+/// handed out twice.
+///
+/// ```
+/// use gateway_core::ports::EntropyPool;
+/// let mut pool = EntropyPool::new();
+/// let mut draws = 0;
+/// let mut refill = |block: &mut [u8]| { draws += 1; block.fill(7) };
+/// let (mut a, mut b) = ([0u8; 16], [0u8; 16]);
+/// pool.fill(&mut a, &mut refill);
+/// pool.fill(&mut b, &mut refill);
+/// assert_eq!((a, b), ([7; 16], [7; 16]));
+/// assert_eq!(draws, 1, "one block served both");
+/// ```
+#[derive(Debug, Clone)]
+pub struct EntropyPool {
+    block: [u8; EntropyPool::BLOCK],
+    used: usize,
+}
+
+impl EntropyPool {
+    /// Bytes drawn at a time.
+    pub const BLOCK: usize = 512;
+
+    /// An empty pool: the first [`fill`](Self::fill) draws.
+    pub const fn new() -> Self {
+        Self { block: [0; Self::BLOCK], used: Self::BLOCK }
+    }
+
+    /// Fills `buf` from the pool, calling `refill` to fill a whole block whenever what is left
+    /// is too short.
+    pub fn fill(&mut self, buf: &mut [u8], mut refill: impl FnMut(&mut [u8])) {
+        for chunk in buf.chunks_mut(Self::BLOCK) {
+            if Self::BLOCK - self.used < chunk.len() {
+                refill(&mut self.block);
+                self.used = 0;
+            }
+            if let Some(fresh) = self.block.get_mut(self.used..self.used + chunk.len()) {
+                chunk.copy_from_slice(fresh);
+                // Spent: a refill that fails leaves zeros, never the same bytes again.
+                fresh.fill(0);
+            }
+            self.used += chunk.len();
+        }
+    }
+}
+
+impl Default for EntropyPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// A uniformly random u64 from the platform's entropy.
 pub(crate) fn random_u64(entropy: &(impl Entropy + ?Sized)) -> u64 {
     let mut bytes = [0u8; 8];
@@ -282,6 +337,27 @@ pub trait Store {
     }
 }
 
+/// [`Store::claim`] for a store that swaps a value atomically (compare-and-swap): given the
+/// value under the claim's key (its expiry, in decimal milliseconds), whether the claim is won
+/// at `now`, and the value to swap in when it is (`None` when an unexpired claim holds). An
+/// unreadable value holds nothing.
+///
+/// ```
+/// use gateway_core::ports::claim_stored;
+/// let (won, write) = claim_stored(None, 1_000, 500);
+/// assert!(won);
+/// assert_eq!(write.as_deref(), Some(&b"1500"[..]));
+/// assert_eq!(claim_stored(Some(b"1500"), 1_499, 500), (false, None));
+/// assert!(claim_stored(Some(b"1500"), 1_500, 500).0, "expired at its instant");
+/// ```
+pub fn claim_stored(stored: Option<&[u8]>, now: UnixMillis, hold_ms: u64) -> (bool, Option<Vec<u8>>) {
+    let held_until = stored.and_then(|value| std::str::from_utf8(value).ok()?.parse::<UnixMillis>().ok());
+    if held_until.is_some_and(|until| until > now) {
+        return (false, None);
+    }
+    (true, Some(now.saturating_add(hold_ms).to_string().into_bytes()))
+}
+
 /// Why the store did not answer.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -298,13 +374,16 @@ pub enum StoreError {
 pub trait SignatureVerifier {
     /// `Some(valid)` when the platform checked `signature` over `message` with `key` (whose
     /// [`public_jwk`](crate::auth::jwt::VerifyingKey::public_jwk) it may import and cache);
-    /// `None` leaves the check to the core.
+    /// `None` (what a platform without native crypto keeps) leaves the check to the core.
     async fn verify_signature(
         &self,
         key: &crate::auth::jwt::VerifyingKey,
         message: &[u8],
         signature: &[u8],
-    ) -> Option<bool>;
+    ) -> Option<bool> {
+        let _ = (key, message, signature);
+        None
+    }
 }
 
 /// Exact counting: runs [`crate::ratelimit::decide::decide`] on the state stored under `key`
@@ -319,12 +398,18 @@ pub trait Limiter {
     ) -> Result<crate::ratelimit::decide::Decision, StoreError>;
 }
 
-/// An HTTP cache at the edge, keyed by URL (the Workers Cache API). Spin has none.
+/// An HTTP cache at the edge, keyed by URL (the Workers Cache API). A platform without one
+/// (Spin) keeps the defaults: every cacheable request is a miss, and `Cache-Status` says so.
 pub trait EdgeCache: Fetch {
-    /// Whether the platform has a cache; without one every cacheable request is a miss.
-    fn cache_available(&self) -> bool;
+    /// Whether the platform has a cache.
+    fn cache_available(&self) -> bool {
+        false
+    }
     /// The stored response for `key`, if any and still fresh.
-    async fn cache_match(&self, key: &str) -> Option<Response<Self::Body>>;
+    async fn cache_match(&self, key: &str) -> Option<Response<Self::Body>> {
+        let _ = key;
+        None
+    }
     /// Stores a copy of `response` under `key`: its status and body, with exactly the headers
     /// `stored` (which say how long the cache keeps it); returns the response to send,
     /// unchanged, and whether the copy was stored.
@@ -333,7 +418,10 @@ pub trait EdgeCache: Fetch {
         key: &str,
         response: Response<Self::Body>,
         stored: HeaderMap,
-    ) -> (Response<Self::Body>, bool);
+    ) -> (Response<Self::Body>, bool) {
+        let _ = (key, stored);
+        (response, false)
+    }
 }
 
 /// Everything the pipeline needs from a platform.
@@ -354,4 +442,55 @@ pub struct Client {
     pub ip: Option<IpAddr>,
     /// Whether the client connected over TLS.
     pub https: bool,
+}
+
+impl Client {
+    /// The client as the runtime reports it in a header only the runtime sets
+    /// (`CF-Connecting-IP`, `spin-client-addr`), given that header's values: exactly one value,
+    /// an address with or without a port. None, two (a client's copy beside the runtime's) or
+    /// an unreadable one leave the address unknown rather than guessed.
+    ///
+    /// ```
+    /// use gateway_core::ports::Client;
+    /// let one = |v: &'static [u8]| Client::from_runtime_header([v].into_iter(), true).ip;
+    /// assert_eq!(one(b"203.0.113.7").unwrap().to_string(), "203.0.113.7");
+    /// assert_eq!(one(b"[2001:db8::1]:443").unwrap().to_string(), "2001:db8::1");
+    /// assert_eq!(one(b"not an address"), None);
+    /// let two: [&[u8]; 2] = [b"203.0.113.7", b"198.51.100.1"];
+    /// assert_eq!(Client::from_runtime_header(two.into_iter(), false).ip, None);
+    /// ```
+    pub fn from_runtime_header<'a>(mut values: impl Iterator<Item = &'a [u8]>, https: bool) -> Self {
+        let ip = match (values.next(), values.next()) {
+            (Some(value), None) => std::str::from_utf8(value).ok().and_then(|text| {
+                text.parse::<IpAddr>().ok().or_else(|| text.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+            }),
+            _ => None,
+        };
+        Self { ip, https }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EntropyPool;
+
+    #[test]
+    fn the_entropy_pool_hands_out_each_block_once_and_draws_only_when_short() {
+        let mut pool = EntropyPool::new();
+        let mut draws = 0u8;
+        let mut take = |pool: &mut EntropyPool, n: usize| {
+            let mut buf = vec![0u8; n];
+            pool.fill(&mut buf, |block| {
+                draws += 1;
+                block.fill(draws);
+            });
+            buf
+        };
+        assert!(take(&mut pool, 500).iter().all(|&b| b == 1));
+        assert!(take(&mut pool, 12).iter().all(|&b| b == 1), "the rest of the first block");
+        assert!(take(&mut pool, 1).iter().all(|&b| b == 2), "spent: a new block");
+        let big = take(&mut pool, 1100);
+        assert!(big[..512].iter().all(|&b| b == 3) && big[512..1024].iter().all(|&b| b == 4));
+        assert!(big[1024..].iter().all(|&b| b == 5), "longer than a block: a block per piece");
+    }
 }

@@ -48,9 +48,6 @@ export class EdgegateLimiter extends DurableObject {
   decide(policy, cost) {
     return this.limiter.decideNow(policy, cost) ?? this.limiter.decide(policy, cost);
   }
-  fetch(request) {
-    return this.limiter.fetch(request);
-  }
   alarm() {
     return this.limiter.alarm();
   }

@@ -77,6 +77,8 @@ const spinEdgegate = spin(path.join(root, "target/bench/spin/edgegate_spin.wasm"
 const bearer = { authorization: `Bearer ${token}` };
 const allSubjects = [
   { name: "js-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }), path: "/proxy/items?x=1" },
+  // What being Rust/wasm costs before any gateway work: a bare workers-rs pass-through.
+  { name: "rust-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "target/bench/rust-passthrough/entry.mjs"), modulesRules: edgegateOptions.modulesRules }), path: "/proxy/items?x=1" },
   { name: "edgegate-plain", runtime: "workers", start: workers(edgegateOptions), path: "/proxy/items?x=1" },
   { name: "edgegate-plain-sampled", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.join(root, "target/bench/workers-sampled/entry.mjs") }), path: "/proxy/items?x=1" },
   { name: "edgegate-es256", runtime: "workers", start: workers(edgegateOptions), path: "/jwt/items?x=1", headers: bearer },

@@ -147,6 +147,39 @@ export function eg_idle(stream, idle) {
   return stream;
 }
 
+// WebCrypto's import and verify parameters by JWS algorithm. HMAC stays in the wasm: a hash over
+// a few hundred bytes costs less than a promise round trip.
+const rsa = (name, bits, verify = { name }) => [{ name, hash: `SHA-${bits}` }, verify];
+const ecdsa = (curve, bits) => [{ name: "ECDSA", namedCurve: curve }, { name: "ECDSA", hash: `SHA-${bits}` }];
+const WEBCRYPTO = {
+  RS256: rsa("RSASSA-PKCS1-v1_5", 256), RS384: rsa("RSASSA-PKCS1-v1_5", 384), RS512: rsa("RSASSA-PKCS1-v1_5", 512),
+  PS256: rsa("RSA-PSS", 256, { name: "RSA-PSS", saltLength: 32 }),
+  PS384: rsa("RSA-PSS", 384, { name: "RSA-PSS", saltLength: 48 }),
+  PS512: rsa("RSA-PSS", 512, { name: "RSA-PSS", saltLength: 64 }),
+  ES256: ecdsa("P-256", 256), ES384: ecdsa("P-384", 384),
+  EdDSA: [{ name: "Ed25519" }, { name: "Ed25519" }],
+};
+// Public JWK text → imported key, for the isolate's life.
+const cryptoKeys = new Map();
+// `undefined` leaves the check to the wasm: no such algorithm here, or a key the runtime refuses.
+export async function eg_verify(alg, jwk, signature, message) {
+  const params = WEBCRYPTO[alg];
+  if (params === undefined) return undefined;
+  // Copied before the first await: the arguments are views of the wasm's memory.
+  signature = signature.slice();
+  message = message.slice();
+  try {
+    let key = cryptoKeys.get(jwk);
+    if (key === undefined) {
+      key = await crypto.subtle.importKey("jwk", JSON.parse(jwk), params[0], false, ["verify"]);
+      cryptoKeys.set(jwk, key);
+    }
+    return await crypto.subtle.verify(params[1], key, signature, message);
+  } catch {
+    return undefined;
+  }
+}
+
 export function eg_config(name) {
   return globalThis[Symbol.for("edgegate.config")]?.[name];
 }

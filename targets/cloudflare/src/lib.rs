@@ -2,15 +2,14 @@
 //! responses out. Bodies stay JS `ReadableStream`s unless a policy reads them.
 #![allow(async_fn_in_trait)]
 
-use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gateway_core::auth::jwt::{Algorithm, VerifyingKey};
+use gateway_core::auth::jwt::VerifyingKey;
 use gateway_core::ports::{
-    AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Secrets,
-    SignatureVerifier, Sleep, SocketLimits, Store, StoreError, StreamBody, UnixMillis,
+    AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, EntropyPool, Fetch, FetchError, LimitedBuffer,
+    Secrets, SignatureVerifier, Sleep, SocketLimits, Store, StoreError, StreamBody, UnixMillis,
 };
 use gateway_core::{problem, Gateway, IsolateState, ProblemKind};
 use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
@@ -41,6 +40,10 @@ extern "C" {
     fn eg_idle(stream: web_sys::ReadableStream, idle: f64) -> web_sys::ReadableStream;
     #[wasm_bindgen::prelude::wasm_bindgen(catch)]
     fn eg_socket(upstream: &JsValue, packed: &str, idle: f64, lifetime: f64) -> Result<web_sys::Response, JsValue>;
+    /// WebCrypto's check of `signature` over `message` with the public `jwk` (imported once per
+    /// isolate): a promise of `true` or `false`, or of `undefined` to leave the check to the
+    /// core (an algorithm WebCrypto lacks here, a key the runtime refuses).
+    fn eg_verify(alg: &str, jwk: &str, signature: &[u8], message: &[u8]) -> js_sys::Promise;
 }
 
 /// What `eg_fetch` rejects with when a limited body passed its limit.
@@ -128,13 +131,8 @@ fn from_web(request: web_sys::Request) -> Result<(Request<JsBody>, Client), http
     let method = lines.next().unwrap_or("GET");
     let url = lines.next().unwrap_or("/");
     let mut headers = unpack_headers(lines);
-    // Exactly one address, or none: a doubled header is not guessed at.
-    let mut ips = headers.get_all("cf-connecting-ip").iter();
-    let ip = match (ips.next(), ips.next()) {
-        (Some(ip), None) => ip.to_str().ok().and_then(|ip| ip.parse::<IpAddr>().ok()),
-        _ => None,
-    };
-    let client = Client { ip, https: url.starts_with("https:") };
+    let addresses = headers.get_all("cf-connecting-ip").iter().map(HeaderValue::as_bytes);
+    let client = Client::from_runtime_header(addresses, url.starts_with("https:"));
     for name in RUNTIME_HEADERS {
         headers.remove(name);
     }
@@ -381,31 +379,19 @@ impl Sleep for Workers {
 }
 
 thread_local! {
-    /// Random bytes drawn from `crypto.getRandomValues` a block at a time: a request needs a
-    /// few small pieces (request id, trace and span ids), one crossing serves many requests.
-    static RANDOM_POOL: std::cell::RefCell<([u8; 512], usize)> = const { std::cell::RefCell::new(([0; 512], 512)) };
+    /// One `crypto.getRandomValues` crossing serves the small draws of many requests.
+    static RANDOM_POOL: std::cell::RefCell<EntropyPool> = const { std::cell::RefCell::new(EntropyPool::new()) };
 }
 
 impl Entropy for Workers {
     fn fill(&self, buf: &mut [u8]) {
-        RANDOM_POOL.with_borrow_mut(|(pool, used)| {
-            for chunk in buf.chunks_mut(pool.len()) {
-                if pool.len() - *used < chunk.len() {
-                    let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-                    if let Ok(crypto) = global.crypto() {
-                        let _ = crypto.get_random_values_with_u8_array(pool);
-                    }
-                    *used = 0;
+        RANDOM_POOL.with_borrow_mut(|pool| {
+            pool.fill(buf, |block| {
+                let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+                if let Ok(crypto) = global.crypto() {
+                    let _ = crypto.get_random_values_with_u8_array(block);
                 }
-                if let Some(fresh) = pool.get(*used..*used + chunk.len()) {
-                    chunk.copy_from_slice(fresh);
-                }
-                // Never hand out the same bytes twice.
-                if let Some(spent) = pool.get_mut(*used..*used + chunk.len()) {
-                    spent.fill(0);
-                }
-                *used += chunk.len();
-            }
+            });
         });
     }
 }
@@ -437,77 +423,10 @@ impl Store for Workers {
     }
 }
 
-thread_local! {
-    /// WebCrypto keys imported once per isolate, by their public JWK, with the verify
-    /// parameters of their algorithm.
-    static CRYPTO_KEYS: std::cell::RefCell<std::collections::HashMap<Box<str>, (web_sys::CryptoKey, js_sys::Object)>> =
-        std::cell::RefCell::new(std::collections::HashMap::new());
-}
-
-/// The WebCrypto import and verify parameters of an algorithm; `None` for HMAC, which the core
-/// does in wasm (a hash over a few hundred bytes costs less than a promise round trip).
-fn webcrypto_params(alg: Algorithm) -> Option<(js_sys::Object, js_sys::Object)> {
-    let object = |pairs: &[(&str, JsValue)]| {
-        let object = js_sys::Object::new();
-        for (name, value) in pairs {
-            let _ = js_sys::Reflect::set(&object, &JsValue::from_str(name), value);
-        }
-        object
-    };
-    let text = |s: &str| JsValue::from_str(s);
-    let sha = |bits: &str| text(&format!("SHA-{bits}"));
-    let (import, verify) = match alg {
-        Algorithm::Rs256 | Algorithm::Rs384 | Algorithm::Rs512 => {
-            let bits = alg.name().get(2..)?;
-            (
-                object(&[("name", text("RSASSA-PKCS1-v1_5")), ("hash", sha(bits))]),
-                object(&[("name", text("RSASSA-PKCS1-v1_5"))]),
-            )
-        }
-        Algorithm::Ps256 | Algorithm::Ps384 | Algorithm::Ps512 => {
-            let bits = alg.name().get(2..)?;
-            let salt = bits.parse::<u32>().ok()? / 8;
-            (
-                object(&[("name", text("RSA-PSS")), ("hash", sha(bits))]),
-                object(&[("name", text("RSA-PSS")), ("saltLength", JsValue::from(salt))]),
-            )
-        }
-        Algorithm::Es256 => (
-            object(&[("name", text("ECDSA")), ("namedCurve", text("P-256"))]),
-            object(&[("name", text("ECDSA")), ("hash", sha("256"))]),
-        ),
-        Algorithm::Es384 => (
-            object(&[("name", text("ECDSA")), ("namedCurve", text("P-384"))]),
-            object(&[("name", text("ECDSA")), ("hash", sha("384"))]),
-        ),
-        Algorithm::EdDsa => (object(&[("name", text("Ed25519"))]), object(&[("name", text("Ed25519"))])),
-        _ => return None,
-    };
-    Some((import, verify))
-}
-
 impl SignatureVerifier for Workers {
     async fn verify_signature(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool> {
         let jwk = key.public_jwk()?;
-        let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
-        let subtle = global.crypto().ok()?.subtle();
-        let cached = CRYPTO_KEYS.with(|keys| keys.borrow().get(jwk).cloned());
-        let (crypto_key, verify) = match cached {
-            Some(cached) => cached,
-            None => {
-                let (import, verify) = webcrypto_params(key.algorithm())?;
-                let data: js_sys::Object = js_sys::JSON::parse(jwk).ok()?.dyn_into().ok()?;
-                let usages = js_sys::Array::of1(&JsValue::from_str("verify"));
-                let promise = subtle.import_key_with_object("jwk", &data, &import, false, &usages).ok()?;
-                // An import the runtime refuses falls back to the core's own verification.
-                let crypto_key: web_sys::CryptoKey = JsFuture::from(promise).await.ok()?.dyn_into().ok()?;
-                CRYPTO_KEYS.with(|keys| keys.borrow_mut().insert(jwk.into(), (crypto_key.clone(), verify.clone())));
-                (crypto_key, verify)
-            }
-        };
-        let promise =
-            subtle.verify_with_object_and_u8_array_and_u8_array(&verify, &crypto_key, signature, message).ok()?;
-        JsFuture::from(promise).await.ok()?.as_bool()
+        JsFuture::from(eg_verify(key.algorithm().name(), jwk, signature, message)).await.ok()?.as_bool()
     }
 }
 

@@ -42,21 +42,9 @@ impl DurableObject for EdgegateLimiter {
         Self { state: State::from(raw), storage, sync_kv, counter: RefCell::new(Counter::default()) }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
-        // `/<policy>?cost=<n>`, for callers without RPC. Parsed by hand: `worker::Request::url`
-        // would link a whole URL parser into the wasm.
-        let url = req.inner().url();
-        let after_host = url.splitn(4, '/').nth(3).unwrap_or_default();
-        let (policy, query) = after_host.split_once('?').unwrap_or((after_host, ""));
-        let cost = query
-            .split('&')
-            .find_map(|pair| pair.strip_prefix("cost="))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(1);
-        match self.decide_for(policy, cost).await {
-            Ok(text) => Response::ok(text),
-            Err(reason) => Response::error(reason, 404),
-        }
+    /// The object answers through RPC only (`stub.decide`, see below).
+    async fn fetch(&self, _req: Request) -> Result<Response> {
+        Response::error("edgegate's limiter answers RPC only", 404)
     }
 
     async fn alarm(&self) -> Result<Response> {

@@ -4,7 +4,6 @@
 // `#[http_component]` expands to the unsafe component-model export glue.
 #![allow(unsafe_code)]
 
-use std::net::{IpAddr, SocketAddr};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -102,22 +101,12 @@ fn from_wasi(request: IncomingRequest) -> Option<(Request<SpinBody>, Client)> {
     let (runtime, entries): (Vec<_>, Vec<_>) =
         request.headers().entries().into_iter().partition(|(name, _)| name.starts_with(RUNTIME_HEADER_PREFIX));
     let headers = header_map(entries);
-    let ip = runtime.iter().find(|(name, _)| name == "spin-client-addr").and_then(|(_, addr)| {
-        let addr = std::str::from_utf8(addr).ok()?;
-        addr.parse::<SocketAddr>().map(|a| a.ip()).or_else(|_| addr.parse::<IpAddr>()).ok()
-    });
-    let client = Client { ip, https: matches!(request.scheme(), Some(Scheme::Https)) };
+    let addresses = runtime.iter().filter(|(name, _)| name == "spin-client-addr").map(|(_, addr)| &addr[..]);
+    let client = Client::from_runtime_header(addresses, matches!(request.scheme(), Some(Scheme::Https)));
     let method = match request.method() {
-        Method::Get => http::Method::GET,
-        Method::Head => http::Method::HEAD,
-        Method::Post => http::Method::POST,
-        Method::Put => http::Method::PUT,
-        Method::Delete => http::Method::DELETE,
-        Method::Patch => http::Method::PATCH,
-        Method::Options => http::Method::OPTIONS,
-        Method::Connect => http::Method::CONNECT,
-        Method::Trace => http::Method::TRACE,
+        // spin-sdk's own conversion panics on a method `http` refuses.
         Method::Other(other) => http::Method::from_bytes(other.as_bytes()).ok()?,
+        known => http::Method::from(known),
     };
     let scheme = match request.scheme() {
         Some(Scheme::Https) => "https",
@@ -532,11 +521,7 @@ impl Store for SpinPlatform {
     /// A compare-and-swap on the claim's expiry (decimal milliseconds): every instance reads
     /// and writes it atomically, so one wins.
     async fn claim(&self, key: &str, now: u64, hold_ms: u64) -> Result<bool, StoreError> {
-        compare_and_swap(self.bucket()?, key, |stored| {
-            let held =
-                stored.and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok()).is_some_and(|until| until > now);
-            Ok(if held { (false, None) } else { (true, Some(now.saturating_add(hold_ms).to_string().into_bytes())) })
-        })
+        compare_and_swap(self.bucket()?, key, |stored| Ok(gateway_core::ports::claim_stored(stored, now, hold_ms)))
     }
 }
 
@@ -546,20 +531,8 @@ impl Fetch for SpinPlatform {
     async fn fetch(&self, request: Request<SpinBody>) -> Result<Response<SpinBody>, FetchError> {
         let (parts, body) = request.into_parts();
         let outgoing = OutgoingRequest::new(fields_of(&parts.headers));
-        let method = match parts.method.as_str() {
-            "GET" => Method::Get,
-            "HEAD" => Method::Head,
-            "POST" => Method::Post,
-            "PUT" => Method::Put,
-            "DELETE" => Method::Delete,
-            "PATCH" => Method::Patch,
-            "OPTIONS" => Method::Options,
-            "CONNECT" => Method::Connect,
-            "TRACE" => Method::Trace,
-            other => Method::Other(other.to_owned()),
-        };
         let invalid = |what: &str| FetchError::InvalidRequest(what.to_owned());
-        outgoing.set_method(&method).map_err(|()| invalid("method"))?;
+        outgoing.set_method(&Method::from(parts.method.clone())).map_err(|()| invalid("method"))?;
         let scheme = if parts.uri.scheme_str() == Some("https") { Scheme::Https } else { Scheme::Http };
         outgoing.set_scheme(Some(&scheme)).map_err(|()| invalid("scheme"))?;
         outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|()| invalid("authority"))?;
@@ -647,17 +620,8 @@ impl AccessLog for SpinPlatform {
     }
 }
 
-impl SignatureVerifier for SpinPlatform {
-    /// Spin has no native crypto import: the core verifies in wasm.
-    async fn verify_signature(
-        &self,
-        _key: &gateway_core::auth::jwt::VerifyingKey,
-        _message: &[u8],
-        _signature: &[u8],
-    ) -> Option<bool> {
-        None
-    }
-}
+/// Spin has no native crypto import: the core verifies in wasm.
+impl SignatureVerifier for SpinPlatform {}
 
 /// Exact counting on Spin's key-value store: read the state through a compare-and-swap
 /// handle, decide, and swap; a concurrent writer makes the swap fail and the decision is made
@@ -708,21 +672,4 @@ fn compare_and_swap<T>(
 const MAX_CAS_ATTEMPTS: usize = 64;
 
 /// Spin has no edge cache: cacheable requests are misses, and `Cache-Status` says so.
-impl EdgeCache for SpinPlatform {
-    fn cache_available(&self) -> bool {
-        false
-    }
-
-    async fn cache_match(&self, _key: &str) -> Option<Response<SpinBody>> {
-        None
-    }
-
-    async fn cache_put(
-        &self,
-        _key: &str,
-        response: Response<SpinBody>,
-        _stored: HeaderMap,
-    ) -> (Response<SpinBody>, bool) {
-        (response, false)
-    }
-}
+impl EdgeCache for SpinPlatform {}
