@@ -8,7 +8,6 @@ use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::StreamExt;
 use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Limiter,
     Secrets, SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
@@ -124,7 +123,7 @@ fn from_wasi(request: IncomingRequest) -> Option<(Request<SpinBody>, Client)> {
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
-    Some((builder.body(SpinBody::Stream(SpinStream::new(Source::Request(request)))).ok()?, client))
+    Some((builder.body(SpinBody::Stream(SpinStream::open(Owner::Request(request)))).ok()?, client))
 }
 
 /// The headers as wasi-http fields. Appended one by one: `Fields::from_list` rejects the
@@ -160,38 +159,25 @@ enum PumpError {
     Sink,
 }
 
-/// Copies a body into a wasi outgoing body chunk by chunk, never holding it whole, counting
-/// it against its limit, and finishes it only when the source ended cleanly. A source that
-/// fails or passes its limit leaves the outgoing body unfinished, and the receiver sees the
-/// message aborted rather than a short one that looks complete.
+/// Copies a body into a wasi outgoing body without holding it whole (the bytes read ahead,
+/// then the rest moved inside the host), counting it against its limit, and finishes it only
+/// when the source ended cleanly. A source that fails or passes its limit leaves the outgoing
+/// body unfinished, and the receiver sees the message aborted rather than a short one that
+/// looks complete.
 async fn pump(body: SpinBody, mut sink: BodyWriter) -> Result<(), PumpError> {
     match body {
         SpinBody::Empty => {}
         SpinBody::Bytes(bytes) => sink.write(&bytes).await.map_err(|_| PumpError::Sink)?,
         SpinBody::Stream(stream) => {
             let limit = stream.limit.unwrap_or(u64::MAX);
-            let idle = stream.idle;
-            let stream = match stream.into_spliceable() {
-                Ok(source) => {
-                    sink.splice_from(&source, limit, idle).await?;
-                    source.finish();
-                    return sink.finish().map_err(|_| PumpError::Sink);
-                }
-                Err(stream) => stream,
-            };
-            let mut sent = 0u64;
-            let mut chunks = stream.chunks();
-            while let Some(chunk) = chunks.next().await {
-                let chunk = chunk.map_err(|error| match error {
-                    ChunkError::Read => PumpError::Source,
-                    ChunkError::Stalled => PumpError::Stalled,
-                })?;
-                sent = sent.saturating_add(chunk.len() as u64);
-                if sent > limit {
-                    return Err(PumpError::TooLarge);
-                }
-                sink.write(&chunk).await.map_err(|_| PumpError::Sink)?;
+            let ahead = stream.read_ahead.len() as u64;
+            if ahead > limit {
+                return Err(PumpError::TooLarge);
             }
+            let source = stream.source.ok_or(PumpError::Source)?;
+            sink.write(&stream.read_ahead).await.map_err(|_| PumpError::Sink)?;
+            sink.splice_from(&source, limit - ahead, stream.idle).await?;
+            source.finish();
         }
     }
     sink.finish().map_err(|_| PumpError::Sink)
@@ -219,38 +205,27 @@ impl BodyWriter {
     /// Writes all of `chunk`, waiting for the stream to accept more when it is full.
     async fn write(&mut self, mut chunk: &[u8]) -> Result<(), StreamError> {
         let stream = self.stream.as_ref().ok_or(StreamError::Closed)?;
-        let mut registration: Option<spin_executor::CancelOnDropToken> = None;
-        std::future::poll_fn(|cx| loop {
+        loop {
             if chunk.is_empty() {
                 // A request to pass the bytes on; it does not wait (a no-op in wasmtime-wasi-http).
-                return Poll::Ready(stream.flush());
+                return stream.flush();
             }
-            match stream.check_write() {
-                Ok(0) => {
-                    let pollable = stream.subscribe();
-                    registration = Some(spin_executor::push_waker_and_get_token(pollable, cx.waker().clone()).into());
-                    return Poll::Pending;
-                }
-                Ok(permitted) => {
+            match stream.check_write()? {
+                0 => ready(|| stream.subscribe()).await,
+                permitted => {
                     let n = usize::try_from(permitted).unwrap_or(usize::MAX).min(chunk.len());
-                    let Some((now, rest)) = chunk.split_at_checked(n) else {
-                        return Poll::Ready(Err(StreamError::Closed));
-                    };
-                    if let Err(error) = stream.write(now) {
-                        return Poll::Ready(Err(error));
-                    }
+                    let (now, rest) = chunk.split_at_checked(n).ok_or(StreamError::Closed)?;
+                    stream.write(now)?;
                     chunk = rest;
                 }
-                Err(error) => return Poll::Ready(Err(error)),
             }
-        })
-        .await
+        }
     }
 
     /// Moves `source` into this body inside the host (wasi `splice`: the bytes never enter the
     /// component's memory), counting them against `limit` and giving up when the source sends
     /// nothing for `idle`. Waiting for the receiver does not count as the source idling.
-    async fn splice_from(&mut self, source: &Spliceable, limit: u64, idle: Option<Duration>) -> Result<(), PumpError> {
+    async fn splice_from(&mut self, source: &WasiBody, limit: u64, idle: Option<Duration>) -> Result<(), PumpError> {
         let output = self.stream.as_ref().ok_or(PumpError::Sink)?;
         let mut sent = 0u64;
         loop {
@@ -262,20 +237,7 @@ impl BodyWriter {
             // One byte past the limit is enough to know it was passed.
             let wanted = permitted.min(SPLICE_SIZE).min(limit.saturating_sub(sent).saturating_add(1));
             match output.splice(&source.input, wanted) {
-                Ok(0) => {
-                    let arrived = ready(|| source.input.subscribe());
-                    match idle {
-                        None => arrived.await,
-                        Some(idle) => {
-                            let stalled = std::pin::pin!(sleep(idle));
-                            if let futures::future::Either::Right(_) =
-                                futures::future::select(std::pin::pin!(arrived), stalled).await
-                            {
-                                return Err(PumpError::Stalled);
-                            }
-                        }
-                    }
-                }
+                Ok(0) => within(idle, ready(|| source.input.subscribe())).await?,
                 Ok(moved) => {
                     sent = sent.saturating_add(moved);
                     if sent > limit {
@@ -299,7 +261,7 @@ impl BodyWriter {
     }
 }
 
-/// The most one splice moves.
+/// The most one read or splice moves.
 const SPLICE_SIZE: u64 = 64 * 1024;
 
 /// Resolves once the pollable `subscribe` makes is ready.
@@ -316,16 +278,68 @@ async fn ready(subscribe: impl Fn() -> wasi::io::poll::Pollable) {
     .await;
 }
 
-/// An incoming body's raw wasi stream, for [`BodyWriter::splice_from`].
-struct Spliceable {
-    // Dropped in this order: the stream is a child resource of the body, the body of the
-    // request or response it came with (dropping an upstream's response cancels the request).
-    input: wasi::io::streams::InputStream,
-    body: Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>,
-    _owner: Source,
+/// Waits for `arrival`, for at most `idle` when there is a bound.
+async fn within(idle: Option<Duration>, arrival: impl std::future::Future<Output = ()>) -> Result<(), PumpError> {
+    let Some(idle) = idle else {
+        arrival.await;
+        return Ok(());
+    };
+    match futures::future::select(std::pin::pin!(arrival), std::pin::pin!(sleep(idle))).await {
+        futures::future::Either::Left(_) => Ok(()),
+        futures::future::Either::Right(_) => Err(PumpError::Stalled),
+    }
 }
 
-impl Spliceable {
+/// A body as Spin holds it: an incoming wasi stream (request or upstream response), or bytes
+/// the gateway produced.
+pub type SpinBody = StreamBody<SpinStream>;
+
+/// An incoming body (the client's request or an upstream's response): its wasi stream, the
+/// bytes already read from it (sent first), the limit it is counted against as it is sent
+/// ([`ByteStream::limited`]) and the longest it may stall ([`ByteStream::idle_timeout`]).
+pub struct SpinStream {
+    /// `None` when the body could not be opened: a broken body, never an empty one.
+    source: Option<WasiBody>,
+    read_ahead: Vec<u8>,
+    limit: Option<u64>,
+    idle: Option<Duration>,
+}
+
+impl std::fmt::Debug for SpinStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpinStream").field("limit", &self.limit).field("idle", &self.idle).finish_non_exhaustive()
+    }
+}
+
+/// What an incoming body belongs to. The response is kept whole: dropping an
+/// `IncomingResponse` cancels the request in wasmtime-wasi-http.
+enum Owner {
+    Request(IncomingRequest),
+    Response(IncomingResponse),
+}
+
+/// An incoming body's raw wasi stream.
+struct WasiBody {
+    // Dropped in this order: the stream is a child resource of the body, the body of the
+    // request or response it came with.
+    input: wasi::io::streams::InputStream,
+    body: Option<spin_sdk::wit::wasi::http0_2_0::types::IncomingBody>,
+    _owner: Owner,
+}
+
+impl WasiBody {
+    /// The next bytes (`None` at the end), waiting for them at most `idle` at a time.
+    async fn read(&self, idle: Option<Duration>) -> Result<Option<Vec<u8>>, PumpError> {
+        loop {
+            match self.input.read(SPLICE_SIZE) {
+                Ok(bytes) if bytes.is_empty() => within(idle, ready(|| self.input.subscribe())).await?,
+                Ok(bytes) => return Ok(Some(bytes)),
+                Err(StreamError::Closed) => return Ok(None),
+                Err(StreamError::LastOperationFailed(_)) => return Err(PumpError::Source),
+            }
+        }
+    }
+
     /// Done with the body: its trailers are not read.
     fn finish(mut self) {
         if let Some(body) = self.body.take() {
@@ -335,141 +349,43 @@ impl Spliceable {
     }
 }
 
-/// A body as Spin holds it: an incoming wasi stream (request or upstream response), or bytes
-/// the gateway produced.
-pub type SpinBody = StreamBody<SpinStream>;
-
-/// A body's chunks as they arrive.
-type Chunks = futures::stream::LocalBoxStream<'static, Result<Vec<u8>, ChunkError>>;
-
-/// Why a body's next chunk did not come.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ChunkError {
-    /// The wasi stream failed.
-    Read,
-    /// Nothing came for the stream's idle bound.
-    Stalled,
-}
-
-/// A wasi stream a body comes from (the client's request or an upstream's response), the
-/// limit it is counted against as it is sent ([`ByteStream::limited`]) and the longest it may
-/// stall ([`ByteStream::idle_timeout`]).
-pub struct SpinStream {
-    source: Source,
-    limit: Option<u64>,
-    idle: Option<Duration>,
-}
-
-/// The response is kept whole: dropping an `IncomingResponse` cancels the request in
-/// wasmtime-wasi-http.
-enum Source {
-    Request(IncomingRequest),
-    Response(IncomingResponse),
-    /// A stream whose first chunk has been read already (and is replayed first).
-    Started(Chunks),
-}
-
-impl std::fmt::Debug for SpinStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SpinStream").field("limit", &self.limit).field("idle", &self.idle).finish_non_exhaustive()
-    }
-}
-
 impl SpinStream {
-    fn new(source: Source) -> Self {
-        Self { source, limit: None, idle: None }
+    fn open(owner: Owner) -> Self {
+        let body = match &owner {
+            Owner::Request(request) => request.consume(),
+            Owner::Response(response) => response.consume(),
+        };
+        let source = body.ok().and_then(|body| {
+            let input = body.stream().ok()?;
+            Some(WasiBody { input, body: Some(body), _owner: owner })
+        });
+        Self { source, read_ahead: Vec::new(), limit: None, idle: None }
     }
 
-    /// The stream's chunks, ended by an error once nothing comes for its idle bound (time the
-    /// reader spends elsewhere does not count: the clock runs only while a chunk is awaited).
-    fn chunks(self) -> Chunks {
-        let chunks = self.source.chunks();
-        let Some(idle) = self.idle else { return chunks };
-        futures::stream::unfold(Some(chunks), move |chunks| async move {
-            let mut chunks = chunks?;
-            let next = chunks.next();
-            let stalled = std::pin::pin!(sleep(idle));
-            match futures::future::select(next, stalled).await {
-                futures::future::Either::Left((Some(chunk), _)) => Some((chunk, Some(chunks))),
-                futures::future::Either::Left((None, _)) => None,
-                // Nothing more after a stall: the stream is given up.
-                futures::future::Either::Right(_) => Some((Err(ChunkError::Stalled), None)),
-            }
-        })
-        .boxed_local()
-    }
-}
-
-impl Source {
-    fn chunks(self) -> Chunks {
-        let read = |chunk: Result<Vec<u8>, wasi::io::streams::Error>| chunk.map_err(|_| ChunkError::Read);
-        match self {
-            Source::Request(request) => request.into_body_stream().map(read).boxed_local(),
-            Source::Response(response) => {
-                let stream = response.take_body_stream();
-                // Keeps the response alive until its body is read.
-                stream
-                    .map(move |chunk| {
-                        let _ = &response;
-                        read(chunk)
-                    })
-                    .boxed_local()
-            }
-            Source::Started(chunks) => chunks,
-        }
-    }
-}
-
-impl SpinStream {
     /// The body this stream turns out to be: none when it ends before its first byte (wasi
     /// cannot tell a request without a body from one with an empty stream, and a GET must not
-    /// go upstream with a chunked empty body), else the stream with its first chunk read.
-    async fn settle(self) -> Result<SpinBody, ChunkError> {
-        let limit = self.limit;
-        // The idle bound is inside `chunks` from here on.
-        let mut chunks = self.chunks();
-        loop {
-            match chunks.next().await {
+    /// go upstream with a chunked empty body), else the stream with its first bytes read.
+    async fn settle(mut self) -> Result<SpinBody, PumpError> {
+        let source = self.source.as_ref().ok_or(PumpError::Source)?;
+        if self.read_ahead.is_empty() {
+            match source.read(self.idle).await? {
                 None => return Ok(SpinBody::Empty),
-                Some(Err(error)) => return Err(error),
-                Some(Ok(chunk)) if chunk.is_empty() => {}
-                Some(Ok(chunk)) => {
-                    let replayed = futures::stream::iter([Ok(chunk)]).chain(chunks).boxed_local();
-                    return Ok(SpinBody::Stream(Self { source: Source::Started(replayed), limit, idle: None }));
-                }
+                Some(bytes) => self.read_ahead = bytes,
             }
         }
-    }
-}
-
-impl SpinStream {
-    /// The raw wasi stream of a body nobody has started reading, else the stream as it was.
-    fn into_spliceable(self) -> Result<Spliceable, Self> {
-        let body = match &self.source {
-            Source::Request(request) => request.consume(),
-            Source::Response(response) => response.consume(),
-            Source::Started(_) => return Err(self),
-        };
-        // A body that cannot be opened is a broken one, never an empty one.
-        let broken = |stream: Self| Self {
-            source: Source::Started(futures::stream::iter([Err(ChunkError::Read)]).boxed_local()),
-            ..stream
-        };
-        let Ok(body) = body else { return Err(broken(self)) };
-        match body.stream() {
-            Ok(input) => Ok(Spliceable { input, body: Some(body), _owner: self.source }),
-            Err(()) => Err(broken(self)),
-        }
+        Ok(SpinBody::Stream(self))
     }
 }
 
 impl ByteStream for SpinStream {
     async fn collect(self, limit: u64) -> Result<Bytes, BodyError> {
         let mut buffer = LimitedBuffer::new(limit);
-        let mut chunks = self.chunks();
-        while let Some(chunk) = chunks.next().await {
-            buffer.push(&chunk.map_err(|_| BodyError::Read)?)?;
+        buffer.push(&self.read_ahead)?;
+        let source = self.source.ok_or(BodyError::Read)?;
+        while let Some(bytes) = source.read(self.idle).await.map_err(|_| BodyError::Read)? {
+            buffer.push(&bytes)?;
         }
+        source.finish();
         Ok(buffer.finish())
     }
 
@@ -549,8 +465,8 @@ impl Fetch for SpinPlatform {
             SpinBody::Stream(stream) if declared => SpinBody::Stream(stream),
             SpinBody::Stream(stream) => match stream.settle().await {
                 Ok(body) => body,
-                Err(ChunkError::Stalled) => return Err(FetchError::BodyStalled),
-                Err(ChunkError::Read) => return Err(invalid("body")),
+                Err(PumpError::Stalled) => return Err(FetchError::BodyStalled),
+                Err(_) => return Err(invalid("body")),
             },
             known => known,
         };
@@ -568,7 +484,7 @@ impl Fetch for SpinPlatform {
         let headers = header_map(response.headers().entries());
         let status = http::StatusCode::from_u16(response.status())
             .map_err(|_| FetchError::Unreachable("invalid status".into()))?;
-        let mut out = Response::new(SpinBody::Stream(SpinStream::new(Source::Response(response))));
+        let mut out = Response::new(SpinBody::Stream(SpinStream::open(Owner::Response(response))));
         *out.status_mut() = status;
         *out.headers_mut() = headers;
         Ok(out)
