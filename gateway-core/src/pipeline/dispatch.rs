@@ -39,11 +39,19 @@ async fn attempt<P: Platform>(
 ) -> Result<Response<P::Body>, Rejection> {
     let state = exchange.state;
     let in_flight = std::cell::Cell::new(None);
+    let ended = std::cell::Cell::new(None);
     // A streamed upload can be what stalls: a timeout then says nothing about the upstream.
     let streamed_upload = matches!(body, Sendable::Stream(_));
     let sent = platform.now();
-    let attempts =
-        send_with_retries((gateway, state), platform, route, &exchange.parts.method, outbound, body, &in_flight);
+    let attempts = send_with_retries(
+        (gateway, state),
+        platform,
+        route,
+        &exchange.parts.method,
+        outbound,
+        body,
+        (sent, &in_flight, &ended),
+    );
     // Where the platform bounds each call itself, the attempts need no timer raced beside them:
     // each call gets the time left, and backoff never sleeps past the deadline.
     let result = if <P as Fetch>::BOUNDS_FETCH {
@@ -60,7 +68,9 @@ async fn attempt<P: Platform>(
             state.record(gateway, route.upstream, target, platform.now(), false);
         }
     }
-    record.ms = Some(platform.now().saturating_sub(sent));
+    // The clock as the last attempt ended, if it ended (nothing was awaited since): one crossing
+    // into the platform fewer.
+    record.ms = Some(ended.get().unwrap_or_else(|| platform.now()).saturating_sub(sent));
     let error = match result {
         Some(Ok(response)) => {
             record.status = Some(response.status().as_u16());
@@ -113,6 +123,10 @@ enum SendError {
 /// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
 /// next (retries by the route's policy with backoff, or failover without), all inside the
 /// route timeout the caller races against. Every outcome is reported to the target's breaker.
+/// `started` is the clock as the caller read it just before (nothing awaited since); `in_flight`
+/// says which target an unfinished attempt went to, `ended` the clock when the last attempt
+/// ended (`None` while one is under way).
+#[allow(clippy::type_complexity)]
 async fn send_with_retries<P: Platform>(
     (gateway, state): (&Gateway, &IsolateState),
     platform: &P,
@@ -120,7 +134,11 @@ async fn send_with_retries<P: Platform>(
     method: &Method,
     outbound: Outbound,
     body: Sendable<P::Body>,
-    in_flight: &std::cell::Cell<Option<usize>>,
+    (started, in_flight, ended): (
+        crate::ports::UnixMillis,
+        &std::cell::Cell<Option<usize>>,
+        &std::cell::Cell<Option<crate::ports::UnixMillis>>,
+    ),
 ) -> Result<Response<P::Body>, SendError> {
     let Outbound { candidates, headers, .. } = outbound;
     let build = |uri: &http::Uri, body: P::Body| {
@@ -140,13 +158,13 @@ async fn send_with_retries<P: Platform>(
         (None, Some(_)) if failover => u32::try_from(candidates.len()).unwrap_or(1),
         _ => 1,
     };
-    let started = platform.now();
     let deadline_ms = u64::try_from(route.timeout.as_millis()).unwrap_or(u64::MAX);
     let mut cursor = 0;
     let mut attempt = 1;
     loop {
+        ended.set(None);
         // The next target (from the cursor on, wrapping) whose breaker admits a request now.
-        let now = platform.now();
+        let now = if attempt == 1 { started } else { platform.now() };
         let pick = (0..candidates.len())
             .map(|i| (cursor + i) % candidates.len().max(1))
             .find(|&i| candidates.get(i).is_some_and(|(k, _)| state.admit(gateway, route.upstream, *k, now)));
@@ -182,6 +200,7 @@ async fn send_with_retries<P: Platform>(
         // One reading for the breaker and the retry budget (a clock read crosses into the
         // platform; nothing is awaited between the two uses).
         let finished = platform.now();
+        ended.set(Some(finished));
         state.record(gateway, route.upstream, *target, finished, outcome.breaker_success());
         if attempt >= attempts {
             return result.map_err(SendError::Fetch);
