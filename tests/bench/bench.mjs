@@ -182,13 +182,18 @@ console.log("es256: an ES256 bearer token (reused, as clients do) and a claim he
 for (const runtime of ["workers", "spin"]) {
   const names = Object.keys(results).filter((name) => subjects.find((s) => s.name === name).runtime === runtime);
   if (names.length === 0) continue;
-  const floor = mean(results[floors[runtime]], "rps");
+  const floorList = results[floors[runtime]];
+  const floor = mean(floorList, "rps");
   console.log(`\n${headings[runtime]}\n`);
-  console.log("subject               req/s   ratio   p50 ms   p99 ms   non-2xx   runtime CPU µs/req");
+  // The spread: each round's ratio to the floor's run of the same round, lowest to highest. On 2
+  // shared cores it is often ±5 %, so differences inside it are not differences.
+  console.log("subject               req/s   ratio   (rounds)      p50 ms   p99 ms   non-2xx   runtime CPU µs/req");
   for (const name of names) {
     const list = results[name];
     const rps = mean(list, "rps");
-    console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
+    const ratios = list.map((r, i) => r.rps / floorList[i].rps);
+    const spread = `${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`;
+    console.log(`${name.padEnd(20)} ${rps.toFixed(0).padStart(6)}   ${(rps / floor).toFixed(2).padStart(5)}x  ${spread.padEnd(11)}  ${mean(list, "p50").toFixed(2).padStart(7)}  ${mean(list, "p99").toFixed(2).padStart(7)}   ${String(list.reduce((s, r) => s + r.errors, 0)).padStart(7)}   ${mean(list, "cpuUs").toFixed(0).padStart(8)}`);
   }
 }
 if (results["hono-jose-full"] && results["edgegate-full"]) {
