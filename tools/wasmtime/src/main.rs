@@ -144,6 +144,24 @@ struct Server {
     pre: ProxyPre<State>,
     shared: Arc<Shared>,
     listen: SocketAddr,
+    /// Guest instances still running (they may stream a body after the head was sent).
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a running guest instance for as long as it lives, however its task ends.
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Running {
+    fn start(count: &Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        count.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        Self(count.clone())
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
 }
 
 fn main() {
@@ -232,7 +250,12 @@ async fn serve(args: Args) -> anyhow::Result<()> {
     for (key, value) in args.seed {
         kv.seed("default", key, value.into_bytes());
     }
-    let server = Arc::new(Server { pre, shared: Arc::new(Shared { kv, vars: args.vars }), listen: local });
+    let server = Arc::new(Server {
+        pre,
+        shared: Arc::new(Shared { kv, vars: args.vars }),
+        listen: local,
+        in_flight: Arc::default(),
+    });
 
     let mut sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
@@ -266,6 +289,13 @@ async fn serve(args: Args) -> anyhow::Result<()> {
                 });
             }
         }
+    }
+    // Stopped: the guests still running (a request the client gave up on, a body still
+    // streaming) get a moment to end. Dropping the runtime under them would cancel their
+    // outbound requests, which wasmtime-wasi-http answers with a panic.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while server.in_flight.load(std::sync::atomic::Ordering::Acquire) > 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let _ = std::io::stdout().flush();
     Ok(())
@@ -346,7 +376,9 @@ impl Server {
 
         // Run the guest in its own task: it may keep streaming the response
         // body after `response-outparam::set` has handed us the head.
+        let running = Running::start(&self.in_flight);
         let task = tokio::spawn(async move {
+            let _running = running;
             let proxy = pre.instantiate_async(&mut store).await?;
             proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await?;
             Ok::<_, wasmtime::Error>(())
