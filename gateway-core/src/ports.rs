@@ -240,7 +240,8 @@ pub trait Entropy {
 /// assert_eq!((a, b), ([7; 16], [7; 16]));
 /// assert_eq!(draws, 1, "one block served both");
 /// ```
-#[derive(Debug, Clone)]
+// Not `Clone`: two copies would hand out the same bytes.
+#[derive(Debug)]
 pub struct EntropyPool {
     block: [u8; EntropyPool::BLOCK],
     used: usize,

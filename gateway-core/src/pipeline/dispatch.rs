@@ -2,13 +2,15 @@
 //! after a failure the next, by the route's retry policy with backoff, or failover without),
 //! every outcome reported to the target's breaker, all inside the route's timeout.
 
+use std::cell::Cell;
+
 use http::{Method, Request, Response};
 
 use super::body::Sendable;
 use super::exchange::{Exchange, UpstreamRecord};
 use super::request_transform::Outbound;
 use crate::deadline::with_timeout;
-use crate::ports::{explain, random_u64, Body, Fetch, FetchError, Platform};
+use crate::ports::{explain, random_u64, Body, Fetch, FetchError, Platform, UnixMillis};
 use crate::problem::{ProblemKind, Rejection};
 use crate::resilience::{AttemptOutcome, Balance};
 use crate::route::CompiledRoute;
@@ -38,20 +40,12 @@ async fn attempt<P: Platform>(
     record: &mut UpstreamRecord,
 ) -> Result<Response<P::Body>, Rejection> {
     let state = exchange.state;
-    let in_flight = std::cell::Cell::new(None);
-    let ended = std::cell::Cell::new(None);
     // A streamed upload can be what stalls: a timeout then says nothing about the upstream.
     let streamed_upload = matches!(body, Sendable::Stream(_));
-    let sent = platform.now();
-    let attempts = send_with_retries(
-        (gateway, state),
-        platform,
-        route,
-        &exchange.parts.method,
-        outbound,
-        body,
-        (sent, &in_flight, &ended),
-    );
+    let progress = Progress { started: platform.now(), in_flight: Cell::new(None), ended: Cell::new(None) };
+    let sent = progress.started;
+    let attempts =
+        send_with_retries((gateway, state), platform, route, &exchange.parts.method, outbound, body, &progress);
     // Where the platform bounds each call itself, the attempts need no timer raced beside them:
     // each call gets the time left, and backoff never sleeps past the deadline.
     let result = if <P as Fetch>::BOUNDS_FETCH {
@@ -64,13 +58,11 @@ async fn attempt<P: Platform>(
     };
     if result.is_none() && !streamed_upload {
         // The attempt the timeout cut short is a failure of its target.
-        if let Some(target) = in_flight.get() {
+        if let Some(target) = progress.in_flight.get() {
             state.record(gateway, route.upstream, target, platform.now(), false);
         }
     }
-    // The clock as the last attempt ended, if it ended (nothing was awaited since): one crossing
-    // into the platform fewer.
-    record.ms = Some(ended.get().unwrap_or_else(|| platform.now()).saturating_sub(sent));
+    record.ms = Some(progress.ended.get().unwrap_or_else(|| platform.now()).saturating_sub(sent));
     let error = match result {
         Some(Ok(response)) => {
             record.status = Some(response.status().as_u16());
@@ -109,6 +101,17 @@ async fn attempt<P: Platform>(
     Err(rejection)
 }
 
+/// What the attempts share with their caller, which reads it when they end or are cut short.
+struct Progress {
+    /// The clock as the caller read it just before the first attempt (nothing awaited since).
+    started: UnixMillis,
+    /// The target of the attempt under way, if any.
+    in_flight: Cell<Option<usize>>,
+    /// The clock when the last attempt ended (`None` while one is under way): nothing is
+    /// awaited between that reading and the caller's use of it, so one crossing fewer.
+    ended: Cell<Option<UnixMillis>>,
+}
+
 /// Why no upstream response came back.
 #[derive(Debug)]
 enum SendError {
@@ -123,10 +126,6 @@ enum SendError {
 /// Sends to the targets in order: the first whose breaker admits, then, after a failure, the
 /// next (retries by the route's policy with backoff, or failover without), all inside the
 /// route timeout the caller races against. Every outcome is reported to the target's breaker.
-/// `started` is the clock as the caller read it just before (nothing awaited since); `in_flight`
-/// says which target an unfinished attempt went to, `ended` the clock when the last attempt
-/// ended (`None` while one is under way).
-#[allow(clippy::type_complexity)]
 async fn send_with_retries<P: Platform>(
     (gateway, state): (&Gateway, &IsolateState),
     platform: &P,
@@ -134,12 +133,9 @@ async fn send_with_retries<P: Platform>(
     method: &Method,
     outbound: Outbound,
     body: Sendable<P::Body>,
-    (started, in_flight, ended): (
-        crate::ports::UnixMillis,
-        &std::cell::Cell<Option<usize>>,
-        &std::cell::Cell<Option<crate::ports::UnixMillis>>,
-    ),
+    progress: &Progress,
 ) -> Result<Response<P::Body>, SendError> {
+    let &Progress { started, ref in_flight, ref ended } = progress;
     let Outbound { candidates, headers, .. } = outbound;
     let build = |uri: &http::Uri, body: P::Body| {
         let mut outbound = Request::new(body);
