@@ -58,7 +58,6 @@ pub(crate) fn push_number(out: &mut String, mut value: u64, width: usize) {
     out.push_str(digits.get(start..).and_then(|d| std::str::from_utf8(d).ok()).unwrap_or("0"));
 }
 
-/// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
 /// Which requests get an access-log line (`defaults.access_log`, `access_log_sample`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum AccessLogMode {
@@ -94,6 +93,7 @@ impl AccessLogMode {
     }
 }
 
+/// `2026-11-22T02:34:21.123Z` for a Unix time in milliseconds.
 #[cfg(test)]
 fn rfc3339(millis: UnixMillis) -> String {
     let mut out = String::new();

@@ -77,11 +77,7 @@ impl Store for Fakes {
     }
 }
 
-impl SignatureVerifier for Fakes {
-    async fn verify_signature(&self, _: &gateway_core::auth::jwt::VerifyingKey, _: &[u8], _: &[u8]) -> Option<bool> {
-        None
-    }
-}
+impl SignatureVerifier for Fakes {}
 
 impl Limiter for Fakes {
     async fn limit(
@@ -93,17 +89,7 @@ impl Limiter for Fakes {
     }
 }
 
-impl EdgeCache for Fakes {
-    fn cache_available(&self) -> bool {
-        false
-    }
-    async fn cache_match(&self, _: &str) -> Option<Response<FakeBody>> {
-        None
-    }
-    async fn cache_put(&self, _: &str, response: Response<FakeBody>, _: http::HeaderMap) -> (Response<FakeBody>, bool) {
-        (response, false)
-    }
-}
+impl EdgeCache for Fakes {}
 
 /// The client the runtime reports.
 pub const CLIENT: Client =

@@ -56,39 +56,6 @@ impl DurableObject for EdgegateLimiter {
     }
 }
 
-impl EdgegateLimiter {
-    /// The decision for one request of `policy` costing `cost`, as JSON text. The rules come
-    /// from the routes file this same Worker's entry hands the wasm, so a call carries only the
-    /// name.
-    async fn decide_for(&self, policy: &str, cost: u64) -> std::result::Result<String, String> {
-        let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(policy)) else {
-            return Err("unknown policy".into());
-        };
-        let storage = self.state.storage();
-        if self.counter.borrow().needs_load() {
-            // Storage reads close the input gate, so no other request runs meanwhile.
-            let stored: Option<String> = storage.get(Counter::STORAGE_KEY).await.unwrap_or(None);
-            self.counter.borrow_mut().load(stored.as_deref());
-        }
-        // The object's own clock: one clock per key, whichever isolate asks.
-        let now = worker::Date::now().as_millis();
-        let (decision, write) = self.counter.borrow_mut().decide(rules, persistence, now, cost);
-        match write {
-            Write::Nothing => {}
-            // Not awaited: the runtime's output gate holds this answer until the write is
-            // durable, and the object's next event already sees the in-memory state.
-            Write::Now(text) => put_unawaited(&self.storage, Counter::STORAGE_KEY, &text),
-            Write::Later(after) => {
-                if let Err(error) = storage.set_alarm(after).await {
-                    self.counter.borrow_mut().alarm_not_set();
-                    return Err(error.to_string());
-                }
-            }
-        }
-        serde_json::to_string(&decision).map_err(|e| e.to_string())
-    }
-}
-
 /// The RPC face of the object (`stub.decide(policy, cost)`, through targets/cloudflare/entry.mjs,
 /// whose class extends the runtime's `DurableObject`): no HTTP-shaped request either way.
 #[wasm_bindgen::prelude::wasm_bindgen]
@@ -115,12 +82,38 @@ impl EdgegateLimiter {
         serde_json::to_string(&decision).ok()
     }
 
+    /// The decision for one request of `policy` costing `cost`, as JSON text, when it has to
+    /// wait on the storage (a first load on the older backend, an alarm to set). The rules come
+    /// from the routes file this same Worker's entry hands the wasm, so a call carries only the
+    /// name.
     #[wasm_bindgen::prelude::wasm_bindgen(js_name = decide)]
     pub async fn decide_rpc(&self, policy: String, cost: u32) -> std::result::Result<JsValue, JsValue> {
-        self.decide_for(&policy, u64::from(cost))
-            .await
-            .map(|text| JsValue::from_str(&text))
-            .map_err(|e| JsValue::from_str(&e))
+        let failed = |reason: &str| JsValue::from_str(reason);
+        let Some((rules, persistence)) = super::gateway().ok().and_then(|g| g.rate_policy(&policy)) else {
+            return Err(failed("unknown policy"));
+        };
+        let storage = self.state.storage();
+        if self.counter.borrow().needs_load() {
+            // Storage reads close the input gate, so no other request runs meanwhile.
+            let stored: Option<String> = storage.get(Counter::STORAGE_KEY).await.unwrap_or(None);
+            self.counter.borrow_mut().load(stored.as_deref());
+        }
+        // The object's own clock: one clock per key, whichever isolate asks.
+        let now = worker::Date::now().as_millis();
+        let (decision, write) = self.counter.borrow_mut().decide(rules, persistence, now, u64::from(cost));
+        match write {
+            Write::Nothing => {}
+            // Not awaited: the runtime's output gate holds this answer until the write is
+            // durable, and the object's next event already sees the in-memory state.
+            Write::Now(text) => put_unawaited(&self.storage, Counter::STORAGE_KEY, &text),
+            Write::Later(after) => {
+                if let Err(error) = storage.set_alarm(after).await {
+                    self.counter.borrow_mut().alarm_not_set();
+                    return Err(failed(&error.to_string()));
+                }
+            }
+        }
+        serde_json::to_string(&decision).map(|text| JsValue::from_str(&text)).map_err(|e| failed(&e.to_string()))
     }
 }
 
