@@ -29,6 +29,9 @@ if ! findings=$(cd "$root" && cargo run -q -p edgegate-cli -- embed "${GATEWAY_R
 fi
 cd "$root/targets/cloudflare"
 "$worker_build" --release
+# wasm-bindgen's executor wakes through a resolved promise, not workerd's costlier
+# queueMicrotask (scripts/executor-wake.mjs says why and by how much).
+node "$root/scripts/executor-wake.mjs" build/index.js
 # worker-build's own wasm-opt pass keeps names (--debuginfo); a plain -Oz pass is smaller. It
 # takes ~20 s on node, so its output is kept per input: a rebuild that changed no Rust (a
 # routes edit under `wrangler dev`, a second build in CI) reuses it.
