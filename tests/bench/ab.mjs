@@ -166,8 +166,8 @@ function breakdown(file, subjects, requests, sampledSeconds) {
     const share = sampledSeconds / seconds;
     return names.map((k) => ((map.get(k) ?? 0) * (1e6 / 999)) / (requests[i] * share));
   });
-  let out = `\nwhere each subject's CPU went in round 1 (perf, µs per request)\n${"".padEnd(18)}${subjects.map((s) => s.name.padStart(12)).join("")}\n`;
-  names.forEach((k, j) => { out += `${k.padEnd(18)}${perRequest.map((row) => row[j].toFixed(1).padStart(12)).join("")}\n`; });
-  out += `${"total".padEnd(18)}${perRequest.map((row) => row.reduce((a, b) => a + b).toFixed(1).padStart(12)).join("")}`;
+  let out = `\nwhere each subject's CPU went in round 1 (perf, µs per request)\n${"".padEnd(18)}${subjects.map((s) => ` ${s.name}`.padStart(13)).join("")}\n`;
+  names.forEach((k, j) => { out += `${k.padEnd(18)}${perRequest.map((row) => row[j].toFixed(1).padStart(13)).join("")}\n`; });
+  out += `${"total".padEnd(18)}${perRequest.map((row) => row.reduce((a, b) => a + b).toFixed(1).padStart(13)).join("")}`;
   return out;
 }
