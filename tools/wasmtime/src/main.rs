@@ -225,14 +225,76 @@ fn is_wasi_p2(version: &str) -> bool {
     version.starts_with("0.2.") && !version.contains('-')
 }
 
-async fn serve(args: Args) -> anyhow::Result<()> {
+/// The engine as Spin configures it (spin-core's `Config::default`), so that what a request
+/// costs here is what it costs under `spin up`: epoch interruption compiled into the guest's
+/// code, and instances taken from Wasmtime's pooling allocator (pre-reserved slots, memory
+/// reset by copy-on-write instead of mapped and unmapped per request) wherever the address
+/// space allows it, with Spin's default pool sizes. Spin decides the same way, by probing.
+fn engine_config() -> Config {
+    const MB: usize = 1 << 20;
     let mut config = Config::new();
     config.wasm_component_model(true);
+    config.epoch_interruption(true);
+    if pooling_available() {
+        let instances = 1_000;
+        let mut pool = wasmtime::PoolingAllocationConfig::default();
+        pool.total_component_instances(instances)
+            .total_memories(instances)
+            .total_tables(2 * instances)
+            .total_stacks(instances)
+            .total_core_instances(4 * instances)
+            .table_elements(100_000)
+            .max_component_instance_size(10 * MB)
+            .max_core_instance_size(10 * MB)
+            .max_core_instances_per_component(200)
+            .max_tables_per_component(64)
+            .max_memories_per_component(32)
+            .max_tables_per_module(2)
+            .max_memories_per_module(2)
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(2 * MB)
+            .table_keep_resident(MB / 2);
+        config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
+    }
     // For profiling with `perf`: SPIN_HOST_PERFMAP=1 writes /tmp/perf-PID.map for the JIT code.
     if std::env::var_os("SPIN_HOST_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
-    let engine = Engine::new(&config)?;
+    config
+}
+
+/// Whether 2^42 bytes of address space can be reserved, as the pool's memories need (Spin's
+/// probe); `SPIN_WASMTIME_POOLING=0` or `=1` decides instead, as it does for Spin.
+fn pooling_available() -> bool {
+    match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("1") => return true,
+        Ok("0") => return false,
+        _ => {}
+    }
+    const BITS: u32 = 42;
+    let mut config = Config::new();
+    config.wasm_memory64(true);
+    config.memory_reservation(1 << BITS);
+    let Ok(engine) = Engine::new(&config) else { return false };
+    let mut store = Store::new(&engine, ());
+    let memory = wasmtime::MemoryType::new64(0, Some(1 << (BITS - 16)));
+    wasmtime::Memory::new(&mut store, memory).is_ok()
+}
+
+/// Advances the engine's epoch every 10 ms, as Spin's ticker thread does (it bounds guests
+/// that have a deadline; every store here gets one that never arrives, as under Spin).
+fn spawn_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::spawn(move || loop {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let Some(engine) = engine.upgrade() else { break };
+        engine.increment_epoch();
+    });
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    let engine = Engine::new(&engine_config())?;
+    spawn_epoch_ticker(&engine);
     let component = Component::from_file(&engine, &args.component)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("loading component {}", args.component.display()))?;
@@ -369,6 +431,9 @@ impl Server {
                 shared: self.shared.clone(),
             },
         );
+        // With epoch interruption on, a store without a deadline traps at once; Spin gives each
+        // one a deadline that never arrives (2^63 ticks).
+        store.set_epoch_deadline(u64::MAX / 2);
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
         let out = store.data_mut().http().new_response_outparam(sender)?;
