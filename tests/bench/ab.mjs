@@ -1,11 +1,13 @@
-// `node tests/bench/ab.mjs name=entry.mjs[@path][#jwt] ...`: a concurrent A/B of Workers builds,
+// `node tests/bench/ab.mjs name=entry.mjs[@path][#jwt] ...`: a concurrent A/B of Workers builds
+// (or of Spin components: `name=component.wasm[@path]`, on the bench's Spin test host),
 // for ranking changes smaller than the sequential bench's spread (its rounds differ by up to
 // ±15 % on the 2-core machine, because the host's speed drifts within minutes and a workerd
 // process keeps a speed of its own from start to exit). Here every round starts each subject in
 // a fresh workerd (Miniflare, direct socket, as scripts/bench) and loads all of them at once,
 // each with its own wrk, for the same seconds; the measure is each workerd's CPU per request
-// (user + system from /proc), so drift hits all subjects alike. Prints each round, then each
-// subject's mean and its median ratio to the first subject over the rounds (with the range).
+// (user + system from /proc; the host process's for a component), so drift hits all subjects
+// alike. Prints each round, then each subject's mean and its median ratio to the first subject
+// over the rounds (with the range).
 // List a subject twice to see the method's own noise (a median within ±2 % of 1 is typical at
 // 8 rounds). `#jwt` sends the bench's ES256 token.
 //
@@ -17,7 +19,8 @@
 // The builds under test are plain directories as scripts/bench leaves them (target/bench/...).
 import http from "node:http";
 import path from "node:path";
-import { execFile, execFileSync } from "node:child_process";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { readFileSync } from "node:fs";
 import { promisify } from "node:util";
 import { Miniflare, Log, LogLevel } from "miniflare";
@@ -69,7 +72,27 @@ const durableObjects = (entry) =>
     : /passthrough|mimic/.test(entry) ? {}
       : { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } };
 
+// A `.wasm` subject runs on the Spin test host as scripts/bench runs it (the bench-host build).
+const spinHost = path.join(root, "tools/wasmtime/target/bench-host/spin-test-host");
+async function startSpin(spec) {
+  const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", spec.entry], { stdio: ["ignore", "pipe", "inherit"] });
+  const port = await new Promise((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`spin-test-host exited with ${code}`)));
+    createInterface({ input: child.stdout }).on("line", (line) => {
+      const m = line.match(/^listening on http:\/\/127\.0\.0\.1:(\d+)/);
+      if (m) resolve(Number(m[1]));
+    });
+  });
+  const stop = async () => {
+    const exited = new Promise((resolve) => child.once("exit", resolve));
+    child.kill("SIGTERM");
+    await exited;
+  };
+  return { ...spec, pid: String(child.pid), url: `http://127.0.0.1:${port}${spec.route}`, stop };
+}
+
 async function start(spec) {
+  if (spec.entry.endsWith(".wasm")) return startSpin(spec);
   const before = new Set(workerdPids());
   const mf = new Miniflare({
     modules: true, compatibilityDate: "2026-04-01", cf: false, log: new Log(LogLevel.WARN), stripCfConnectingIp: false,
@@ -82,9 +105,7 @@ async function start(spec) {
   const port = Number((await mf.unsafeGetDirectURL()).port);
   const pid = workerdPids().find((p) => !before.has(p));
   const url = `http://127.0.0.1:${port}${spec.route}`;
-  const probe = await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", ...headerArgs(spec), url]);
-  if (probe.stdout !== "200") throw new Error(`${spec.name}: probe answered ${probe.stdout}`);
-  return { ...spec, mf, pid, url };
+  return { ...spec, pid, url, stop: () => mf.dispose() };
 }
 
 const cpu = Object.fromEntries(specs.map((s) => [s.name, []]));
@@ -93,7 +114,12 @@ for (let round = 0; round < rounds; round++) {
   // Started in a rotating order: no subject always starts first.
   const order = specs.map((_, i) => specs[(i + round) % specs.length]);
   const subjects = [];
-  for (const spec of order) subjects.push(await start(spec));
+  for (const spec of order) {
+    const subject = await start(spec);
+    const probe = await run("curl", ["-s", "-o", "/dev/null", "-w", "%{http_code}", ...headerArgs(subject), subject.url]);
+    if (probe.stdout !== "200") throw new Error(`${subject.name}: probe answered ${probe.stdout}`);
+    subjects.push(subject);
+  }
   for (const s of subjects) await run("wrk", ["-t1", "-c4", "-d2s", ...headerArgs(s), s.url]);
   const before = subjects.map((s) => ticks(s.pid));
   const perfFile = path.join(root, "target/ab-perf.data");
@@ -113,11 +139,11 @@ for (let round = 0; round < rounds; round++) {
   });
   console.log(`round ${round + 1}: ${line.join("  ")}`);
   if (perf) profile = breakdown(perfFile, subjects, outs.map((o) => Number(o.stdout.match(/(\d+) requests in/)[1])), seconds - 1);
-  for (const s of subjects) await s.mf.dispose();
+  for (const s of subjects) await s.stop();
 }
 upstream.close();
 
-console.log(`\nworkerd CPU per request, ${rounds} rounds of ${seconds} s, all subjects loaded at once (wrk -t1 each)`);
+console.log(`\nruntime CPU per request (workerd, or the Spin host), ${rounds} rounds of ${seconds} s, all subjects loaded at once (wrk -t1 each)`);
 const base = cpu[specs[0].name];
 for (const [name, list] of Object.entries(cpu)) {
   const ratios = list.map((us, i) => us / base[i]).sort((a, b) => a - b);

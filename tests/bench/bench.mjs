@@ -175,7 +175,7 @@ upstream.close();
 const mean = (list, key) => list.reduce((sum, r) => sum + r[key], 0) / list.length;
 const headings = {
   workers: "Workers: Miniflare (workerd) with direct sockets",
-  spin: "Spin: the wasmtime 48 test host (tools/wasmtime), a fresh instance per request",
+  spin: "Spin: the wasmtime 48 test host (tools/wasmtime), configured as Spin (pooled instances, epoch interruption), a fresh instance per request",
 };
 console.log(`\nwrk -t2 -c${connections} -d${duration}, ${rounds} interleaved round(s), GET with a browser's 12 headers → node upstream on 127.0.0.1`);
 console.log("es256: an ES256 bearer token (reused, as clients do) and a claim header; full: plus an exact limit per sub (one hot key): a Durable Object persisted every request on Workers (lazy: write-behind), the key-value store on Spin; hono-jose-full: the same policy in Hono + jose with a SQLite Durable Object");
