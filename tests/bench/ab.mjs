@@ -15,19 +15,15 @@
 // the first round with `perf record` (cpu-clock, call stacks) and prints where each subject's
 // CPU goes per request, by the innermost runtime API or kind of work on the stack: the JIT's
 // code (JS and wasm themselves, and other runtime calls made from it), Headers, the fetch call,
-// Response building, timers, the log line, GC and wrapper bookkeeping, the kernel's network.
+// Response building, timers, the log line, GC and wrapper bookkeeping, the kernel's network
+// (workerd's kinds: a Spin host's samples land in the kernel and "runtime: other").
 // The builds under test are plain directories as scripts/bench leaves them (target/bench/...).
-import http from "node:http";
 import path from "node:path";
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { createInterface } from "node:readline";
-import { readFileSync } from "node:fs";
+import { execFile, execFileSync } from "node:child_process";
 import { promisify } from "node:util";
-import { Miniflare, Log, LogLevel } from "miniflare";
-import { importJWK, SignJWT } from "jose";
+import { benchToken, browserHeaders, bundleRules, root, startSpin, startUpstream, startWorkers, ticksOf, wrkHeaders } from "./common.mjs";
 
 const run = promisify(execFile);
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const seconds = Number(process.env.AB_SECONDS ?? "6");
 const rounds = Number(process.env.AB_ROUNDS ?? "8");
 const specs = process.argv.slice(2).map((arg) => {
@@ -37,75 +33,20 @@ const specs = process.argv.slice(2).map((arg) => {
 });
 if (specs.length === 0) throw new Error("usage: node tests/bench/ab.mjs name=entry.mjs[@path][#jwt] ...");
 
-const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
-const upstream = http.createServer((req, res) => {
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
-});
-upstream.keepAliveTimeout = 60_000;
-await new Promise((r) => upstream.listen(47281, "127.0.0.1", r));
-
-// What scripts/bench sends: a browser's fetch() headers, and the bench token where asked for.
-const browser = ["accept: application/json", "accept-encoding: gzip, deflate, br, zstd", "accept-language: en-US,en;q=0.9",
-  "origin: https://app.example.com", "referer: https://app.example.com/dashboard", 'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"',
-  "sec-ch-ua-mobile: ?0", 'sec-ch-ua-platform: "Linux"', "sec-fetch-dest: empty", "sec-fetch-mode: cors", "sec-fetch-site: same-site",
-  "user-agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"];
-const key = await importJWK(JSON.parse(readFileSync(path.join(root, "tests/conformance/keys/inline-es256.private.jwk.json"), "utf8")), "ES256");
-const token = await new SignJWT({ sub: "bench-user", scope: "read" }).setProtectedHeader({ alg: "ES256", kid: "inline-es256" })
-  .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h").sign(key);
-const headerArgs = (spec) => [...browser, ...(spec.jwt ? [`authorization: Bearer ${token}`] : [])].flatMap((h) => ["-H", h]);
-
-const workerdPids = () => {
-  try {
-    return execFileSync("pgrep", ["-P", String(process.pid), "workerd"], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
-  } catch {
-    return [];
-  }
-};
-const ticks = (pid) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-  return Number(fields[11]) + Number(fields[12]);
-};
-// The Durable Object classes each kind of subject exports (none for the bare pass-throughs).
+const upstream = await startUpstream();
+const token = await benchToken();
+const headerArgs = (spec) => wrkHeaders({ ...browserHeaders, ...(spec.jwt ? { authorization: `Bearer ${token}` } : {}) });
+// The Durable Object classes each kind of Workers subject exports (none for the bare ones).
 const durableObjects = (entry) =>
   /hono/.test(entry) ? { LIMITER: { className: "Limiter", useSQLite: true } }
     : /passthrough|mimic/.test(entry) ? {}
       : { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } };
 
-// A `.wasm` subject runs on the Spin test host as scripts/bench runs it (the bench-host build).
-const spinHost = path.join(root, "tools/wasmtime/target/bench-host/spin-test-host");
-async function startSpin(spec) {
-  const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", spec.entry], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`spin-test-host exited with ${code}`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = line.match(/^listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  const stop = async () => {
-    const exited = new Promise((resolve) => child.once("exit", resolve));
-    child.kill("SIGTERM");
-    await exited;
-  };
-  return { ...spec, pid: String(child.pid), url: `http://127.0.0.1:${port}${spec.route}`, stop };
-}
-
 async function start(spec) {
-  if (spec.entry.endsWith(".wasm")) return startSpin(spec);
-  const before = new Set(workerdPids());
-  const mf = new Miniflare({
-    modules: true, compatibilityDate: "2026-04-01", cf: false, log: new Log(LogLevel.WARN), stripCfConnectingIp: false,
-    handleRuntimeStdio(stdout, stderr) { stdout.resume(); stderr.resume(); },
-    scriptPath: spec.entry, durableObjects: durableObjects(spec.entry),
-    modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
-    unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }],
-  });
-  await mf.ready;
-  const port = Number((await mf.unsafeGetDirectURL()).port);
-  const pid = workerdPids().find((p) => !before.has(p));
-  const url = `http://127.0.0.1:${port}${spec.route}`;
-  return { ...spec, pid, url, stop: () => mf.dispose() };
+  const started = spec.entry.endsWith(".wasm")
+    ? await startSpin(spec.entry)
+    : await startWorkers({ scriptPath: spec.entry, durableObjects: durableObjects(spec.entry), modulesRules: bundleRules });
+  return { ...spec, ...started, url: `http://127.0.0.1:${started.port}${spec.route}` };
 }
 
 const cpu = Object.fromEntries(specs.map((s) => [s.name, []]));
@@ -121,7 +62,7 @@ for (let round = 0; round < rounds; round++) {
     subjects.push(subject);
   }
   for (const s of subjects) await run("wrk", ["-t1", "-c4", "-d2s", ...headerArgs(s), s.url]);
-  const before = subjects.map((s) => ticks(s.pid));
+  const before = subjects.map((s) => ticksOf([s.pid]));
   const perfFile = path.join(root, "target/ab-perf.data");
   const perf = process.env.AB_PERF && round === 0
     ? run("perf", ["record", "-q", "-e", "cpu-clock", "-F", "999", "-g", "-o", perfFile, "-p", subjects.map((s) => s.pid).join(","), "--", "sleep", String(seconds - 1)])
@@ -133,7 +74,7 @@ for (let round = 0; round < rounds; round++) {
     const requests = Number(outs[i].stdout.match(/(\d+) requests in/)[1]);
     const non2xx = outs[i].stdout.match(/Non-2xx or 3xx responses: (\d+)/);
     if (non2xx) throw new Error(`${s.name}: ${non2xx[1]} answers were not 2xx`);
-    const us = ((ticks(s.pid) - before[i]) * 10_000) / requests;
+    const us = ((ticksOf([s.pid]) - before[i]) * 10_000) / requests;
     cpu[s.name].push(us);
     return `${s.name} ${us.toFixed(0)} µs`;
   });

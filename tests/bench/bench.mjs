@@ -3,98 +3,31 @@
 // with a direct socket into the worker and outbound fetch going straight out: no Miniflare
 // entry worker or CF-Connecting-IP-stripping worker on the path, neither of which production
 // has. Same fast node upstream, same bounded wrk settings, rounds interleaved.
-import http from "node:http";
 import path from "node:path";
-import { execFile, execFileSync, spawn } from "node:child_process";
-import { createInterface } from "node:readline";
-import { readFileSync } from "node:fs";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { fileURLToPath } from "node:url";
-import { Miniflare, Log, LogLevel } from "miniflare";
-import { SignJWT, importJWK } from "jose";
+import { benchToken, browserHeaders, bundleRules, root, startSpin, startUpstream, startWorkers, ticksOf, wrkHeaders } from "./common.mjs";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const duration = process.env.BENCH_DURATION ?? "10s";
 const connections = process.env.BENCH_CONNECTIONS ?? "32";
 const rounds = Number(process.env.BENCH_ROUNDS ?? "2");
 
-const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
-const upstream = http.createServer((req, res) => {
-  res.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
-  res.end(body);
-});
-upstream.keepAliveTimeout = 60_000;
-await new Promise((r) => upstream.listen(47281, "127.0.0.1", r));
-
-const common = { modules: true, compatibilityDate: "2026-04-01", cf: false, host: "127.0.0.1", port: 0, log: new Log(LogLevel.WARN),
-  stripCfConnectingIp: false,
-  // Drained, not printed: an undrained pipe would block workerd on its first full buffer.
-  handleRuntimeStdio(stdout, stderr) {
-    stdout.resume();
-    stderr.resume();
-  },
-};
-// An ES256 token for the JWT route, signed by jose with the key tests/bench/routes.json trusts.
-const signingKey = await importJWK(JSON.parse(readFileSync(path.join(root, "tests/conformance/keys/inline-es256.private.jwk.json"), "utf8")), "ES256");
-const token = await new SignJWT({ sub: "bench-user", scope: "read" })
-  .setProtectedHeader({ alg: "ES256", kid: "inline-es256" })
-  .setIssuer("https://bench.test").setAudience("bench").setIssuedAt().setExpirationTime("2h")
-  .sign(signingKey);
-const edgegateOptions = { ...common, durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }] };
-const honoOptions = { ...common, scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
+const upstream = await startUpstream();
+const token = await benchToken();
+const edgegateOptions = { durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } }, scriptPath: path.join(root, "target/bench/workers/entry.mjs"), modulesRules: bundleRules };
+const honoOptions = { scriptPath: path.join(root, "target/bench/hono-gateway.mjs"), durableObjects: { LIMITER: { className: "Limiter", useSQLite: true } } };
 // A subject starts its runtime on a free port and answers { port, stop, ticks }: ticks is the
-// CPU its processes have used so far (user + system, clock ticks of 10 ms).
-const workers = (options) => async () => {
-  // Port 0: workerd picks a free one (a fixed port may be some connection's ephemeral port).
-  const mf = new Miniflare({ ...options, unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] });
-  await mf.ready;
-  const port = Number((await mf.unsafeGetDirectURL()).port);
-  return { port, stop: () => mf.dispose(), ticks: () => ticksOf(childPids("workerd")) };
-};
+// CPU its process has used so far (user + system, clock ticks of 10 ms).
+const measured = (started) => ({ port: started.port, stop: started.stop, ticks: () => ticksOf([started.pid]) });
+const workers = (options) => async () => measured(await startWorkers(options));
 // Spin: the project's wasmtime test host, a fresh instance per request as Spin runs components.
-const spinHost = path.join(root, "tools/wasmtime/target/bench-host/spin-test-host");
-const spin = (wasm) => async () => {
-  // Port 0: the host picks a free one (a fixed port may be some connection's ephemeral port).
-  const child = spawn(spinHost, ["--listen", "127.0.0.1:0", "--component", wasm], { stdio: ["ignore", "pipe", "inherit"] });
-  const port = await new Promise((resolve, reject) => {
-    child.once("exit", (code) => reject(new Error(`spin-test-host exited with ${code}`)));
-    createInterface({ input: child.stdout }).on("line", (line) => {
-      const m = line.match(/^listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) resolve(Number(m[1]));
-    });
-  });
-  return {
-    port,
-    stop: async () => {
-      const exited = new Promise((resolve) => child.once("exit", resolve));
-      child.kill("SIGTERM");
-      await exited;
-    },
-    ticks: () => ticksOf([String(child.pid)]),
-  };
-};
+const spin = (wasm) => async () => measured(await startSpin(wasm));
 const spinEdgegate = spin(path.join(root, "target/bench/spin/edgegate_spin.wasm"));
 const bearer = { authorization: `Bearer ${token}` };
-// Every request carries what a browser's fetch() from a single-page app sends (12 headers, ~600
-// bytes), not wrk's bare Host: a gateway's per-header work shows, as it does in production.
-const browser = {
-  accept: "application/json",
-  "accept-encoding": "gzip, deflate, br, zstd",
-  "accept-language": "en-US,en;q=0.9",
-  origin: "https://app.example.com",
-  referer: "https://app.example.com/dashboard",
-  "sec-ch-ua": '"Chromium";v="131", "Not_A Brand";v="24"',
-  "sec-ch-ua-mobile": "?0",
-  "sec-ch-ua-platform": '"Linux"',
-  "sec-fetch-dest": "empty",
-  "sec-fetch-mode": "cors",
-  "sec-fetch-site": "same-site",
-  "user-agent": "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
-};
 const allSubjects = [
-  { name: "js-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "tests/bench/passthrough.mjs") }), path: "/proxy/items?x=1" },
+  { name: "js-passthrough", runtime: "workers", start: workers({ scriptPath: path.join(root, "tests/bench/passthrough.mjs") }), path: "/proxy/items?x=1" },
   // What being Rust/wasm costs before any gateway work: a bare workers-rs pass-through.
-  { name: "rust-passthrough", runtime: "workers", start: workers({ ...common, scriptPath: path.join(root, "target/bench/rust-passthrough/entry.mjs"), modulesRules: edgegateOptions.modulesRules }), path: "/proxy/items?x=1" },
+  { name: "rust-passthrough", runtime: "workers", start: workers({ scriptPath: path.join(root, "target/bench/rust-passthrough/entry.mjs"), modulesRules: bundleRules }), path: "/proxy/items?x=1" },
   { name: "edgegate-plain", runtime: "workers", start: workers(edgegateOptions), path: "/proxy/items?x=1" },
   { name: "edgegate-plain-sampled", runtime: "workers", start: workers({ ...edgegateOptions, scriptPath: path.join(root, "target/bench/workers-sampled/entry.mjs") }), path: "/proxy/items?x=1" },
   { name: "edgegate-es256", runtime: "workers", start: workers(edgegateOptions), path: "/jwt/items?x=1", headers: bearer },
@@ -120,26 +53,8 @@ const subjects = allSubjects.filter((s) => picked.includes(s) || (s.name === flo
 // Asynchronous, so this process keeps serving the upstream while wrk runs.
 const run = promisify(execFile);
 
-function childPids(name) {
-  try {
-    return execFileSync("pgrep", ["-P", String(process.pid), name], { encoding: "utf8" }).trim().split("\n");
-  } catch {
-    return [];
-  }
-}
-
-// CPU time (user + system, in clock ticks of 10 ms) of the given processes: a steadier cost per
-// request than req/s on a machine the load generator shares.
-function ticksOf(pids) {
-  if (pids.length === 0) return NaN;
-  return pids.reduce((sum, pid) => {
-    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
-    return sum + Number(fields[11]) + Number(fields[12]);
-  }, 0);
-}
-
 async function wrk(url, headers, ticks) {
-  const headerArgs = Object.entries(headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]);
+  const headerArgs = wrkHeaders(headers ?? {});
   // A short warm-up, then the measured run.
   await run("wrk", ["-t2", "-c8", "-d2s", ...headerArgs, url]);
   const before = ticks();
@@ -162,7 +77,7 @@ for (let round = 0; round < rounds; round++) {
   for (const subject of subjects) {
     const runtime = await subject.start();
     const url = `http://127.0.0.1:${runtime.port}${subject.path}`;
-    const headers = { ...browser, ...subject.headers };
+    const headers = { ...browserHeaders, ...subject.headers };
     const probe = await fetch(url, { headers });
     if (probe.status !== 200) throw new Error(`${subject.name}: probe answered ${probe.status}: ${await probe.text()}`);
     await probe.arrayBuffer();
