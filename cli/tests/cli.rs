@@ -182,7 +182,7 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
     let token = format!(
         "{}.{}.AAAA",
         b64(r#"{"alg":"ES256","kid":"k1"}"#),
-        b64(r#"{"iss":"http://127.0.0.1:47183","sub":"u1","aud":"edgegate-tests","exp":9999999999}"#)
+        b64(r#"{"iss":"http://127.0.0.1:27183","sub":"u1","aud":"edgegate-tests","exp":9999999999}"#)
     );
     let bearer = format!("Authorization: Bearer {token}");
     let conformance = ["explain", "--routes", "tests/conformance/routes.json"];
@@ -190,7 +190,7 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
         edgegate_status(&[&conformance[..], &["GET", "http://gw.test/auth/jwt/x", "-H", &bearer]].concat());
     assert_eq!(code, 1, "{stdout}");
     assert!(stdout.contains("auth       scheme \"idp\": no key can be obtained for this token"), "{stdout}");
-    assert!(stdout.contains("keys      would fetch http://127.0.0.1:47183/jwks.json"), "{stdout}");
+    assert!(stdout.contains("keys      would fetch http://127.0.0.1:27183/jwks.json"), "{stdout}");
     assert!(stdout.contains("outbound  none") && stdout.contains("response  503"), "{stdout}");
     let (code, stdout, _) =
         edgegate_status(&[&conformance[..], &["GET", "http://gw.test/rl/burst", "-H", "x-client: c1"]].concat());
@@ -200,7 +200,7 @@ fn explain_shows_the_route_what_the_upstream_gets_and_the_answer() {
             .contains("rate-limit policy \"burst5\": counted under key rl:burst5|c1: allowed (remaining per rule: 4)"),
         "{stdout}"
     );
-    assert!(stdout.contains("dispatch   targets in order: http://127.0.0.1:47181/rl/burst"), "{stdout}");
+    assert!(stdout.contains("dispatch   targets in order: http://127.0.0.1:27181/rl/burst"), "{stdout}");
     let (_, stdout, _) = edgegate_status(
         &[&conformance[..], &["GET", "http://gw.test/h/cors-keep", "-H", "Origin: https://evil.example"]].concat(),
     );

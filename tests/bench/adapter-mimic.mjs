@@ -11,7 +11,7 @@ export default {
     const reqHead = head(request.method + "\n" + request.url, request.headers);
     const lines = reqHead.split("\n");
     const url = new URL(lines[1]);
-    const target = "http://127.0.0.1:47281" + url.pathname.replace(/^\/proxy/, "") + url.search;
+    const target = "http://127.0.0.1:27281" + url.pathname.replace(/^\/proxy/, "") + url.search;
     let packed = "";
     for (let i = 2; i + 1 < lines.length; i += 2) if (lines[i] !== "host") packed += lines[i] + "\n" + lines[i + 1] + "\n";
     packed += "x-request-id\n" + crypto.randomUUID() + "\nx-forwarded-for\n127.0.0.1\n";

@@ -11,7 +11,10 @@ import { SignJWT, importJWK } from "jose";
 
 export const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
-/** The node upstream every subject proxies to, on 127.0.0.1:47281 (tests/bench/routes.json). */
+/**
+ * The node upstream every subject proxies to, on 127.0.0.1:27281 (tests/bench/routes.json): below
+ * 32768, outside the ephemeral range, so no outbound connection can be holding the port.
+ */
 export async function startUpstream() {
   const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
   const upstream = http.createServer((req, res) => {
@@ -19,7 +22,7 @@ export async function startUpstream() {
     res.end(body);
   });
   upstream.keepAliveTimeout = 60_000;
-  await new Promise((r) => upstream.listen(47281, "127.0.0.1", r));
+  await new Promise((r) => upstream.listen(27281, "127.0.0.1", r));
   return upstream;
 }
 

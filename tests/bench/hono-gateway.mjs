@@ -6,7 +6,7 @@ import { DurableObject } from "cloudflare:workers";
 import { importJWK, jwtVerify } from "jose";
 
 const PUBLIC_JWK = { kty: "EC", x: "xat8YyOKNAkiUJayz6K1CicJw7XlsUM3P6pQSCJujTc", y: "zmFIpwCgMiW38mUtCk0qu9_-bJLM2gz5e5lKn-L8eVs", crv: "P-256", kid: "inline-es256", alg: "ES256" };
-const UPSTREAM = "http://127.0.0.1:47281";
+const UPSTREAM = "http://127.0.0.1:27281";
 // The same policy as tests/bench/routes.json's per-user limit: 1,000,000 per second.
 const RATE = 1_000_000;
 const PERIOD_MS = 1000;

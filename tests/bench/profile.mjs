@@ -12,10 +12,10 @@ const run = promisify(execFile);
 const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
 const up = http.createServer((q, s) => { s.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }); s.end(body); });
 up.keepAliveTimeout = 60000;
-await new Promise((r) => up.listen(47281, "127.0.0.1", r));
+await new Promise((r) => up.listen(27281, "127.0.0.1", r));
 const script = process.argv[2];
 const mf = new Miniflare({ modules: true, compatibilityDate: "2026-04-01", cf: false, log: new Log(LogLevel.WARN), stripCfConnectingIp: false,
-  handleRuntimeStdio(o, e) { o.resume(); e.resume(); }, inspectorPort: 47299,
+  handleRuntimeStdio(o, e) { o.resume(); e.resume(); }, inspectorPort: 27299,
   scriptPath: path.resolve(script), durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } },
   modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
   unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] });
@@ -23,7 +23,7 @@ await mf.ready;
 const port = Number((await mf.unsafeGetDirectURL()).port);
 const url = `http://127.0.0.1:${port}${process.argv[3] ?? "/proxy/items?x=1"}`;
 await run("wrk", ["-t2", "-c8", "-d2s", url]);
-const list = await (await fetch("http://127.0.0.1:47299/json/list")).json();
+const list = await (await fetch("http://127.0.0.1:27299/json/list")).json();
 const target = list.find((t) => !/limiter/i.test(t.title ?? "")) ?? list[0];
 const ws = new WebSocket(target.webSocketDebuggerUrl);
 await new Promise((r) => ws.once("open", r));

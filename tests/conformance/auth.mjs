@@ -1,6 +1,6 @@
 // Authentication scenarios, run by run.mjs against both runtimes after the static ones.
 // Tokens are minted by `jose` (tests/idp/idp.mjs): an implementation independent of the
-// gateway's verifier. The issuer's JWKS and OIDC documents are served on 127.0.0.1:47183.
+// gateway's verifier. The issuer's JWKS and OIDC documents are served on 127.0.0.1:27183.
 import crypto from "node:crypto";
 import fs from "node:fs";
 import path from "node:path";
@@ -9,7 +9,7 @@ import { SignJWT, importJWK, importPKCS8 } from "jose";
 import { ASYMMETRIC } from "../idp/idp.mjs";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const IDP_PORT = 47183;
+export const IDP_PORT = 27183;
 
 /** Runtime secrets: Miniflare bindings on Workers, `--var` on the Spin host. */
 export const SECRETS = {

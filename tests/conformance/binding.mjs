@@ -9,7 +9,7 @@ import { send, workersOptions } from "./run.mjs";
 import { accessRecords } from "./checks.mjs";
 
 const logLines = [];
-const upstream = await startUpstream({ port: 47181, name: "a" });
+const upstream = await startUpstream({ port: 27181, name: "a" });
 const mf = new Miniflare(
   await workersOptions("workers-binding", logLines, {
     ratelimits: { EDGE_LIMITER: { simple: { limit: 3, period: 60 } } },

@@ -150,11 +150,13 @@ function subset(failures, what, actual, expected) {
 }
 
 async function main() {
+  // Fixed ports (the routes files name them) below 32768, outside Linux's ephemeral range: no
+  // outbound connection's local port can hold one when a listener wants it (47184 once did).
   const upstreams = {
-    a: await startUpstream({ port: 47181, name: "a" }),
-    b: await startUpstream({ port: 47182, name: "b" }),
-    c: await startUpstream({ port: 47184, name: "c" }),
-    d: await startUpstream({ port: 47185, name: "d" }),
+    a: await startUpstream({ port: 27181, name: "a" }),
+    b: await startUpstream({ port: 27182, name: "b" }),
+    c: await startUpstream({ port: 27184, name: "c" }),
+    d: await startUpstream({ port: 27185, name: "d" }),
   };
   const idp = await startIdp({ port: IDP_PORT });
   const scenarios = [...staticScenarios, ...transformScenarios, ...(await authScenarios(idp)), ...(await hardeningScenarios(runtime))];

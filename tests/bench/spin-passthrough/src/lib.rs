@@ -9,7 +9,7 @@ use spin_sdk::http::{
 };
 use spin_sdk::http_component;
 
-const UPSTREAM: &str = "127.0.0.1:47281";
+const UPSTREAM: &str = "127.0.0.1:27281";
 
 #[http_component]
 async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {

@@ -7,7 +7,7 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
 use worker::{event, Context, Env};
 
-const UPSTREAM: &str = "http://127.0.0.1:47281";
+const UPSTREAM: &str = "http://127.0.0.1:27281";
 
 #[event(fetch)]
 async fn fetch(request: web_sys::Request, _env: Env, _ctx: Context) -> worker::Result<web_sys::Response> {
