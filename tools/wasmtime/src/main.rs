@@ -230,12 +230,12 @@ fn is_wasi_p2(version: &str) -> bool {
 /// code, and instances taken from Wasmtime's pooling allocator (pre-reserved slots, memory
 /// reset by copy-on-write instead of mapped and unmapped per request) wherever the address
 /// space allows it, with Spin's default pool sizes. Spin decides the same way, by probing.
-fn engine_config() -> Config {
+fn engine_config(pooling: bool) -> Config {
     const MB: usize = 1 << 20;
     let mut config = Config::new();
     config.wasm_component_model(true);
     config.epoch_interruption(true);
-    if pooling_available() {
+    if pooling {
         let instances = 1_000;
         let mut pool = wasmtime::PoolingAllocationConfig::default();
         pool.total_component_instances(instances)
@@ -293,7 +293,15 @@ fn spawn_epoch_ticker(engine: &Engine) {
 }
 
 async fn serve(args: Args) -> anyhow::Result<()> {
-    let engine = Engine::new(&engine_config())?;
+    // The pool reserves its address space here; where the probe passed but the whole pool does
+    // not fit (a smaller address-space limit), instances are made on demand instead.
+    let engine = match Engine::new(&engine_config(pooling_available())) {
+        Ok(engine) => engine,
+        Err(error) => {
+            eprintln!("spin-test-host: no pooling allocator ({error:#}); instantiating on demand");
+            Engine::new(&engine_config(false))?
+        }
+    };
     spawn_epoch_ticker(&engine);
     let component = Component::from_file(&engine, &args.component)
         .map_err(anyhow::Error::from)
