@@ -136,12 +136,13 @@ async fn send_with_retries<P: Platform>(
     progress: &Progress,
 ) -> Result<Response<P::Body>, SendError> {
     let &Progress { started, ref in_flight, ref ended } = progress;
-    let Outbound { candidates, headers, .. } = outbound;
-    let build = |uri: &http::Uri, body: P::Body| {
+    let Outbound { candidates, mut headers, .. } = outbound;
+    // The last attempt takes the headers; only one that may be followed sends a copy.
+    let mut build = |uri: &http::Uri, body: P::Body, last: bool| {
         let mut outbound = Request::new(body);
         *outbound.method_mut() = method.clone();
         *outbound.uri_mut() = uri.clone();
-        *outbound.headers_mut() = headers.clone();
+        *outbound.headers_mut() = if last { std::mem::take(&mut headers) } else { headers.clone() };
         outbound
     };
     let failover = gateway.pools.get(route.upstream).is_some_and(|pool| pool.balance == Balance::Failover);
@@ -173,12 +174,13 @@ async fn send_with_retries<P: Platform>(
             (None, None) => P::Body::empty(),
         };
         in_flight.set(Some(*target));
+        let request = build(uri, body, attempt >= attempts);
         let result = if <P as Fetch>::BOUNDS_FETCH {
             // `now` is this attempt's start: nothing was awaited since it was read.
             let left = deadline_ms.saturating_sub(now.saturating_sub(started));
-            platform.fetch_within(build(uri, body), std::time::Duration::from_millis(left.max(1))).await
+            platform.fetch_within(request, std::time::Duration::from_millis(left.max(1))).await
         } else {
-            platform.fetch(build(uri, body)).await
+            platform.fetch(request).await
         };
         if matches!(result, Err(FetchError::TimedOut)) {
             // Still the attempt in flight when the deadline passed: the caller reports it.
