@@ -11,7 +11,7 @@ mod support;
 use support::block_on;
 #[path = "../tests/support/hot_path.rs"]
 mod hot_path;
-use hot_path::{plain_proxy_request, Fakes, CLIENT};
+use hot_path::{browser_proxy_request, plain_proxy_request, Fakes, CLIENT};
 
 /// A routes file shaped like a real fleet: per service, CRUD routes with parameters, a
 /// nested resource and a catch-all.
@@ -66,6 +66,13 @@ fn pipeline(c: &mut Criterion) {
     c.bench_function("handle/plain_proxy_route", |b| {
         b.iter_batched(
             plain_proxy_request,
+            |request| block_on(handle(&gateway, &state, &Fakes, request, &CLIENT)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    c.bench_function("handle/plain_proxy_route_browser_headers", |b| {
+        b.iter_batched(
+            browser_proxy_request,
             |request| block_on(handle(&gateway, &state, &Fakes, request, &CLIENT)),
             criterion::BatchSize::SmallInput,
         )

@@ -106,3 +106,30 @@ pub fn plain_proxy_request() -> Request<FakeBody> {
         .body(FakeBody)
         .unwrap()
 }
+
+/// The same request as a browser's `fetch()` from a single-page app sends it: the 12 headers
+/// `scripts/bench` sends on Workers, so the core's per-header work shows.
+pub fn browser_proxy_request() -> Request<FakeBody> {
+    let mut request = plain_proxy_request();
+    for (name, value) in [
+        ("accept-encoding", "gzip, deflate, br, zstd"),
+        ("accept-language", "en-US,en;q=0.9"),
+        ("origin", "https://app.example.com"),
+        ("referer", "https://app.example.com/dashboard"),
+        ("sec-ch-ua", "\"Chromium\";v=\"131\", \"Not_A Brand\";v=\"24\""),
+        ("sec-ch-ua-mobile", "?0"),
+        ("sec-ch-ua-platform", "\"Linux\""),
+        ("sec-fetch-dest", "empty"),
+        ("sec-fetch-mode", "cors"),
+        ("sec-fetch-site", "same-site"),
+    ] {
+        request.headers_mut().insert(name, http::HeaderValue::from_static(value));
+    }
+    request.headers_mut().insert(
+        "user-agent",
+        http::HeaderValue::from_static(
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+        ),
+    );
+    request
+}
