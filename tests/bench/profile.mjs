@@ -2,25 +2,16 @@
 // kept) taken through workerd's inspector while wrk loads the plain route for 5 s. Prints the
 // share of samples by kind (wasm, JS glue, the runtime's builtins, GC, idle) and the top
 // functions by self time. Usage: node tests/bench/profile.mjs path/to/entry.mjs [route path]
-import http from "node:http";
 import path from "node:path";
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
-import { Miniflare, Log, LogLevel } from "miniflare";
 import WebSocket from "ws";
+import { bundleRules, startUpstream, startWorkers } from "./common.mjs";
 const run = promisify(execFile);
-const body = JSON.stringify({ ok: true, items: [1, 2, 3] });
-const up = http.createServer((q, s) => { s.writeHead(200, { "content-type": "application/json", "content-length": Buffer.byteLength(body) }); s.end(body); });
-up.keepAliveTimeout = 60000;
-await new Promise((r) => up.listen(27281, "127.0.0.1", r));
+const up = await startUpstream();
 const script = process.argv[2];
-const mf = new Miniflare({ modules: true, compatibilityDate: "2026-04-01", cf: false, log: new Log(LogLevel.WARN), stripCfConnectingIp: false,
-  handleRuntimeStdio(o, e) { o.resume(); e.resume(); }, inspectorPort: 27299,
-  scriptPath: path.resolve(script), durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } },
-  modulesRules: [{ type: "ESModule", include: ["**/*.js", "**/*.mjs"] }, { type: "CompiledWasm", include: ["**/*.wasm"] }],
-  unsafeDirectSockets: [{ host: "127.0.0.1", port: 0 }] });
-await mf.ready;
-const port = Number((await mf.unsafeGetDirectURL()).port);
+const { port, stop } = await startWorkers({ inspectorPort: 27299, scriptPath: path.resolve(script),
+  durableObjects: { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } }, modulesRules: bundleRules });
 const url = `http://127.0.0.1:${port}${process.argv[3] ?? "/proxy/items?x=1"}`;
 await run("wrk", ["-t2", "-c8", "-d2s", url]);
 const list = await (await fetch("http://127.0.0.1:27299/json/list")).json();
@@ -51,4 +42,4 @@ for (const [k, n] of self) {
 }
 console.log("samples", total, Object.fromEntries(Object.entries(byKind).map(([k, n]) => [k, (100 * n / total).toFixed(1) + "%"])));
 for (const [k, n] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 35)) console.log((100 * n / total).toFixed(2).padStart(6) + "%  " + k);
-ws.close(); await mf.dispose(); up.close();
+ws.close(); await stop(); up.close();
