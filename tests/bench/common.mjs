@@ -1,5 +1,6 @@
-// What the load tools share (bench.mjs, ab.mjs, profile.mjs): the upstream, the request every run sends,
-// the bench's token, how a Workers subject and a Spin subject are started, and CPU readings.
+// What the load tools share (bench.mjs, ab.mjs, profile.mjs): the upstream, the request every
+// run sends, the bench's token, how a Workers subject and a Spin subject are started, and CPU
+// readings.
 import http from "node:http";
 import path from "node:path";
 import { execFileSync, spawn } from "node:child_process";
