@@ -38,6 +38,7 @@ pub mod ratelimit;
 pub mod resilience;
 mod route;
 mod router;
+pub mod runtime;
 pub mod transform;
 pub mod validate;
 

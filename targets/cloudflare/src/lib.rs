@@ -11,8 +11,9 @@ use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, EntropyPool, Fetch, FetchError, LimitedBuffer,
     Secrets, SignatureVerifier, Sleep, SocketLimits, Store, StoreError, StreamBody, UnixMillis,
 };
+use gateway_core::runtime::{pack_headers, unpack_headers, Runtime};
 use gateway_core::{problem, Gateway, IsolateState, ProblemKind};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, Request, Response};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{event, Context, Env, KvStore};
@@ -52,29 +53,6 @@ const BODY_TOO_LARGE: &str = "edgegate:body-too-large";
 const BODY_STALLED: &str = "edgegate:body-stalled";
 /// What `eg_fetch` rejects with when no response head came within its timeout.
 const TIMED_OUT: &str = "edgegate:timeout";
-
-/// Header pairs from their packed form.
-fn unpack_headers<'a>(mut pairs: impl Iterator<Item = &'a str>) -> HeaderMap {
-    let mut map = HeaderMap::with_capacity(16);
-    while let (Some(name), Some(value)) = (pairs.next(), pairs.next()) {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
-            map.append(name, value);
-        }
-    }
-    map
-}
-
-/// Header pairs packed for the JS side.
-fn pack_headers(map: &HeaderMap) -> String {
-    let mut packed = String::with_capacity(map.len() * 32);
-    for (name, value) in map {
-        packed.push_str(name.as_str());
-        packed.push('\n');
-        packed.push_str(&header_str(value));
-        packed.push('\n');
-    }
-    packed
-}
 
 #[wasm_bindgen::prelude::wasm_bindgen(module = "/src/glue.js")]
 extern "C" {
@@ -118,44 +96,21 @@ async fn fetch(request: web_sys::Request, env: Env, _ctx: Context) -> worker::Re
     into_web(response)
 }
 
-/// Headers Cloudflare adds to the incoming request; the gateway sets its own forwarding headers.
-const RUNTIME_HEADERS: [&str; 6] =
-    ["cf-connecting-ip", "cf-ipcountry", "cf-ray", "cf-visitor", "cf-worker", "x-real-ip"];
-
 /// The request as `http` types (its body stays the JS stream) and the client as the runtime
-/// reports it (`CF-Connecting-IP`, set by Cloudflare and never by the client), from one read
-/// of the head across the boundary.
+/// reports it, from one read of the head across the boundary.
 fn from_web(request: web_sys::Request) -> Result<(Request<JsBody>, Client), http::Error> {
     let head = eg_request_head(&request);
     let mut lines = head.split('\n');
     let method = lines.next().unwrap_or("GET");
     let url = lines.next().unwrap_or("/");
     let mut headers = unpack_headers(lines);
-    let addresses = headers.get_all("cf-connecting-ip").iter().map(HeaderValue::as_bytes);
-    let client = Client::from_runtime_header(addresses, url.starts_with("https:"));
-    for name in RUNTIME_HEADERS {
-        headers.remove(name);
-    }
+    let client = Runtime::Workers.take_client(&mut headers, url.starts_with("https:"));
     let body = request.body().map_or(JsBody::Empty, |stream| JsBody::Stream(JsStream::Bytes(stream)));
     let mut builder = Request::builder().method(method).uri(url);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
     Ok((builder.body(body)?, client))
-}
-
-// Header values cross between wasm and workerd as UTF-8 in both directions. workerd does not
-// give JS `Headers` the WebIDL ByteString (Latin-1, one char per byte) the Fetch standard
-// describes: it decodes received header bytes as UTF-8 and encodes JS header strings as UTF-8
-// on the wire (workerd's headers.c++: "we encode header strings as UTF-8";
-// cloudflare/workerd#6927), and workers-rs converts the same way. So the bytes of a value are
-// its UTF-8 text: a Latin-1 mapping here would send `c3 a9` (é) out as `c3 83 c2 a9`.
-
-/// A header value as the string JS takes: borrowed when it is UTF-8 (always, for values that
-/// came from workerd). Other bytes cannot reach the wire unchanged through workerd; they
-/// become U+FFFD, as workerd itself does with such bytes when it receives them.
-fn header_str(value: &HeaderValue) -> std::borrow::Cow<'_, str> {
-    String::from_utf8_lossy(value.as_bytes())
 }
 
 fn into_web(response: Response<JsBody>) -> worker::Result<web_sys::Response> {
@@ -427,46 +382,5 @@ impl SignatureVerifier for Workers {
     async fn verify_signature(&self, key: &VerifyingKey, message: &[u8], signature: &[u8]) -> Option<bool> {
         let jwk = key.public_jwk()?;
         JsFuture::from(eg_verify(key.algorithm().name(), jwk, signature, message)).await.ok()?.as_bool()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::borrow::Cow;
-
-    use http::{HeaderMap, HeaderValue};
-
-    use super::{header_str, pack_headers, unpack_headers};
-
-    #[test]
-    fn utf8_header_bytes_cross_unchanged_in_both_directions() {
-        let bytes = "café 日本 €".as_bytes();
-        let value = HeaderValue::from_bytes(bytes).unwrap();
-        let text = header_str(&value);
-        assert!(matches!(text, Cow::Borrowed(_)), "no copy on the way out");
-        assert_eq!(text.as_bytes(), bytes, "the JS string is the UTF-8 text, not one char per byte");
-        let mut map = HeaderMap::new();
-        map.insert("x-name", value);
-        let back = unpack_headers(pack_headers(&map).split('\n'));
-        assert_eq!(back["x-name"].as_bytes(), bytes);
-    }
-
-    #[test]
-    fn packed_heads_keep_order_and_repeats() {
-        let map = unpack_headers("accept\n*/*\nset-cookie\na=1\nset-cookie\nb=2\n".split('\n'));
-        assert_eq!(map.get_all("set-cookie").iter().collect::<Vec<_>>(), ["a=1", "b=2"]);
-        assert_eq!(pack_headers(&map), "accept\n*/*\nset-cookie\na=1\nset-cookie\nb=2\n");
-    }
-
-    #[test]
-    fn bytes_that_are_not_utf8_become_replacement_characters() {
-        let value = HeaderValue::from_bytes(b"caf\xe9").unwrap();
-        assert_eq!(header_str(&value), "caf\u{fffd}");
-    }
-
-    #[test]
-    fn invalid_header_text_is_dropped() {
-        let map = unpack_headers("bad name\nx\nx-ok\n1\nx-nul\na\0b\n".split('\n'));
-        assert_eq!(map.len(), 1);
     }
 }

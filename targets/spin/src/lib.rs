@@ -12,8 +12,9 @@ use gateway_core::ports::{
     AccessLog, BodyError, ByteStream, Client, Clock, EdgeCache, Entropy, Fetch, FetchError, LimitedBuffer, Limiter,
     Secrets, SignatureVerifier, Sleep, Store, StoreError, StreamBody, UnixMillis,
 };
+use gateway_core::runtime::{header_map, request_url, Runtime};
 use gateway_core::{problem, Gateway, IsolateState, ProblemKind};
-use http::{HeaderMap, HeaderName, HeaderValue, Request, Response};
+use http::{HeaderMap, Request, Response};
 use spin_sdk::http::{
     ErrorCode, Fields, IncomingRequest, IncomingResponse, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
     ResponseOutparam, Scheme,
@@ -24,9 +25,6 @@ use wasi::io::streams::{OutputStream, StreamError};
 const ROUTES: &str = include_str!(concat!(env!("OUT_DIR"), "/routes.json"));
 /// The OpenAPI document `openapi.path` serves, made by the build script (empty if none).
 const OPENAPI: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openapi.json"));
-
-/// Headers the Spin host adds to the incoming request.
-const RUNTIME_HEADER_PREFIX: &str = "spin-";
 
 /// The gateway compiled from [`ROUTES`], once per instance.
 ///
@@ -83,43 +81,18 @@ async fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
     send_response(response, response_out).await;
 }
 
-/// A wasi field list as a `HeaderMap`; entries that are not valid HTTP are dropped.
-fn header_map(entries: Vec<(String, Vec<u8>)>) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(entries.len());
-    for (name, value) in entries {
-        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_bytes(&value)) {
-            headers.append(name, value);
-        }
-    }
-    headers
-}
-
-/// The request as `http` types, and what the host says about the client (`spin-client-addr`).
-/// The host's own `spin-*` headers are not forwarded.
+/// The request as `http` types, and the client as the host reports it.
 fn from_wasi(request: IncomingRequest) -> Option<(Request<SpinBody>, Client)> {
-    let (runtime, entries): (Vec<_>, Vec<_>) =
-        request.headers().entries().into_iter().partition(|(name, _)| name.starts_with(RUNTIME_HEADER_PREFIX));
-    let headers = header_map(entries);
-    let addresses = runtime.iter().filter(|(name, _)| name == "spin-client-addr").map(|(_, addr)| &addr[..]);
-    let client = Client::from_runtime_header(addresses, matches!(request.scheme(), Some(Scheme::Https)));
+    let https = matches!(request.scheme(), Some(Scheme::Https));
+    let mut headers = header_map(request.headers().entries());
+    let client = Runtime::Spin.take_client(&mut headers, https);
     let method = match request.method() {
         // spin-sdk's own conversion panics on a method `http` refuses.
         Method::Other(other) => http::Method::from_bytes(other.as_bytes()).ok()?,
         known => http::Method::from(known),
     };
-    let scheme = match request.scheme() {
-        Some(Scheme::Https) => "https",
-        _ => "http",
-    };
-    let authority = request
-        .authority()
-        .or_else(|| headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned));
-    let path = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let uri = match authority {
-        Some(authority) => format!("{scheme}://{authority}{path}"),
-        None => path,
-    };
-    let mut builder = Request::builder().method(method).uri(uri);
+    let url = request_url(https, request.authority().as_deref(), &headers, request.path_with_query().as_deref());
+    let mut builder = Request::builder().method(method).uri(url);
     if let Some(map) = builder.headers_mut() {
         *map = headers;
     }
