@@ -1,8 +1,8 @@
 //! What one isolate (a Workers isolate, a Spin instance) learns while it serves requests:
-//! each pool's round-robin counter and circuit breakers, fetched key sets, derived HMAC keys
-//! and verified tokens. The compiled [`Gateway`] never changes; this does. The adapter keeps
-//! one beside its gateway and hands both to [`crate::handle`]. Every lock here is held for a
-//! few instructions, never across an await.
+//! each pool's round-robin counter and circuit breakers, fetched key sets, derived HMAC keys,
+//! verified tokens and the limiter's refusals that still hold. The compiled [`Gateway`] never
+//! changes; this does. The adapter keeps one beside its gateway and hands both to
+//! [`crate::handle`]. Every lock here is held for a few instructions, never across an await.
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -24,6 +24,8 @@ pub struct IsolateState {
     /// By pool index, made on first use.
     pools: Mutex<Vec<PoolState>>,
     pub(crate) keys: crate::auth::KeyCache,
+    /// Refusals of the exact limiter that still hold (see [`crate::ratelimit::refusals`]).
+    pub(crate) refusals: crate::ratelimit::refusals::Refusals,
 }
 
 impl IsolateState {

@@ -99,6 +99,36 @@ fn burst_then_429_with_headers_then_refill() {
     assert!(send(&gateway, &fake, "/free", &[]).headers().get("ratelimit").is_none());
 }
 
+/// A refused client keeps being refused by what the isolate remembers, without asking the
+/// limiter again, with the same answer counted down, until its Retry-After has passed.
+#[test]
+fn a_refusal_is_remembered_by_the_isolate_until_its_retry_after() {
+    let gateway = gateway();
+    let fake = Fake::new();
+    let isolate = IsolateState::new();
+    let send = |path: &str| block_on(handle(&gateway, &isolate, &fake, get(path, &[]), &CLIENT));
+    let statuses: Vec<u16> = (0..3).map(|_| send("/default").status().as_u16()).collect();
+    assert_eq!(statuses, [200, 200, 429]);
+    assert_eq!(fake.limiter_calls.get(), 3);
+    fake.now.set(fake.now.get() + 100);
+    for _ in 0..5 {
+        let denied = send("/default");
+        assert_eq!(denied.status(), 429);
+        assert_eq!(problem_type(&denied), "urn:edgegate:problem:rate-limited");
+        assert_eq!(header(&denied, "retry-after"), Some("1"));
+        assert_eq!(header(&denied, "ratelimit-policy"), Some(r#""per-ip";q=2;w=1"#));
+        assert_eq!(header(&denied, "ratelimit"), Some(r#""per-ip";r=0;t=1"#));
+    }
+    assert_eq!(fake.limiter_calls.get(), 3, "remembered: the limiter was not asked again");
+    assert_eq!(fake.received.borrow().len(), 2);
+    let fresh = block_on(handle(&gateway, &IsolateState::new(), &fake, get("/default", &[]), &CLIENT));
+    assert_eq!(fresh.status(), 429);
+    assert_eq!(fake.limiter_calls.get(), 4, "another isolate asks");
+    fake.now.set(fake.now.get() + 400);
+    assert_eq!(send("/default").status(), 200, "the window is over: asked and admitted");
+    assert_eq!(fake.limiter_calls.get(), 5);
+}
+
 #[test]
 fn several_rules_are_decided_together() {
     let gateway = gateway();

@@ -33,6 +33,8 @@ const allSubjects = [
   { name: "edgegate-es256", runtime: "workers", start: workers(edgegateOptions), path: "/jwt/items?x=1", headers: bearer },
   { name: "edgegate-full", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited/items?x=1", headers: bearer },
   { name: "edgegate-full-lazy", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-limited-lazy/items?x=1", headers: bearer },
+  // A client past its limit (1 an hour): the probe takes the one, every measured request is a 429.
+  { name: "edgegate-refused", runtime: "workers", start: workers(edgegateOptions), path: "/jwt-refused/items?x=1", headers: bearer },
   { name: "hono-jose-full", runtime: "workers", start: workers(honoOptions), path: "/full/items?x=1", headers: bearer },
   // BENCH_EXTRA=path/to/entry.mjs (under the repository) measures another Workers build on
   // BENCH_EXTRA_PATH (default the plain route), for A/B runs.

@@ -45,7 +45,7 @@ export async function rateLimitChecks(idp, sendTo) {
   await check("20 concurrent requests against a limit of 5: exactly 5 pass (every_request persistence)", () => exactUnderConcurrency(send, "/rl/burst", "burst5", 20, 5));
   await check("20 concurrent requests against a limit of 5: exactly 5 pass (write_behind persistence)", () => exactUnderConcurrency(send, "/rl/lazy", "lazy5", 20, 5));
 
-  await check("a request after Retry-After succeeds", async () => {
+  await check("a refused client stays refused, with Retry-After counted down, and a request after Retry-After succeeds", async () => {
     const failures = [];
     const headers = { "x-client": unique("fast") };
     const statuses = [];
@@ -54,6 +54,15 @@ export async function rateLimitChecks(idp, sendTo) {
     if (statuses.join() !== "200,200" || denied.status !== 429) return [`expected 200,200 then 429, got ${statuses.join()},${denied.status}`];
     const retryAfter = Number(denied.headers["retry-after"]);
     if (!(retryAfter >= 1 && retryAfter <= 2)) failures.push(`Retry-After ${denied.headers["retry-after"]}, expected 1 or 2`);
+    // Refused again at once (on Workers, by the isolate's memory of the refusal, without asking
+    // the Durable Object): the same answer, counted down.
+    for (let i = 0; i < 3; i++) {
+      const again = await send({ method: "GET", path: "/rl/fast", headers });
+      const after = Number(again.headers["retry-after"]);
+      if (again.status !== 429 || problemType(again) !== "urn:edgegate:problem:rate-limited") failures.push(`refused again: ${again.status} ${problemType(again)}`);
+      if (!(after >= 1 && after <= retryAfter)) failures.push(`refused again: Retry-After ${again.headers["retry-after"]}, expected 1..${retryAfter}`);
+      if (!/;r=0;t=\d+/.test(again.headers["ratelimit"] ?? "")) failures.push(`refused again: RateLimit ${again.headers["ratelimit"]}`);
+    }
     await new Promise((r) => setTimeout(r, retryAfter * 1000 + 50));
     const again = await send({ method: "GET", path: "/rl/fast", headers });
     if (again.status !== 200) failures.push(`after Retry-After: ${again.status}`);

@@ -21,6 +21,7 @@ pub(crate) async fn run<P: Platform>(
     let admitted = crate::ratelimit::enforce(
         &policies,
         platform,
+        &exchange.state.refusals,
         &route.id,
         &exchange.client,
         &exchange.parts.headers,

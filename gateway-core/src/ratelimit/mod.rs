@@ -5,6 +5,7 @@
 
 pub mod counter;
 pub mod decide;
+pub mod refusals;
 
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderName, HeaderValue};
@@ -197,6 +198,7 @@ pub(crate) struct Admitted {
 pub(crate) async fn enforce<P: Platform>(
     policies: &[&RatePolicy],
     platform: &P,
+    refusals: &refusals::Refusals,
     route_id: &str,
     client: &Client,
     headers: &HeaderMap,
@@ -231,7 +233,29 @@ pub(crate) async fn enforce<P: Platform>(
             persistence: policy.persistence,
             backend: policy.backend.clone(),
         };
-        let Some(decision) = decide_or_fail(platform, policy, &key, &request).await? else { continue };
+        let remembered = match policy.backend {
+            Backend::Exact => refusals.recall(&key, request.now),
+            // The binding's own answer is local and cheap; it is asked every time.
+            Backend::CloudflareBinding { .. } => None,
+        };
+        let decision = match remembered {
+            Some(decision) => {
+                explain(platform, "rate-limit", || {
+                    format!(
+                        "policy \"{}\": key {key} was refused moments ago; still refused, the limiter not asked",
+                        policy.name
+                    )
+                });
+                decision
+            }
+            None => {
+                let Some(decision) = decide_or_fail(platform, policy, &key, &request).await? else { continue };
+                if policy.backend == Backend::Exact {
+                    refusals.learn(&key, request.now, &decision);
+                }
+                decision
+            }
+        };
         if policy.headers {
             policy_items.push(&policy.policy_header);
             if !decision.rules.is_empty() {

@@ -96,6 +96,8 @@ pub struct Fake<const BOUNDED: bool = false> {
     /// Rate-limit states by key; `limiter_down` makes the limiter fail.
     pub limits: RefCell<HashMap<String, gateway_core::ratelimit::decide::State>>,
     pub limiter_down: Cell<bool>,
+    /// How many times the limiter was asked.
+    pub limiter_calls: Cell<usize>,
     /// The edge cache: key → (status, headers, body).
     pub cache: RefCell<HashMap<String, (u16, http::HeaderMap, String)>>,
     /// Times each fetch is pending before it answers, as a network round trip would be:
@@ -132,6 +134,7 @@ impl<const BOUNDED: bool> Fake<BOUNDED> {
             native_calls: Cell::new(0),
             limits: RefCell::new(HashMap::new()),
             limiter_down: Cell::new(false),
+            limiter_calls: Cell::new(0),
             cache: RefCell::new(HashMap::new()),
             fetch_yields: Cell::new(0),
             limits_given: RefCell::new(Vec::new()),
@@ -296,6 +299,7 @@ impl<const BOUNDED: bool> Limiter for Fake<BOUNDED> {
         key: &str,
         request: &gateway_core::ratelimit::LimitRequest,
     ) -> Result<gateway_core::ratelimit::decide::Decision, StoreError> {
+        self.limiter_calls.set(self.limiter_calls.get() + 1);
         if self.limiter_down.get() {
             return Err(StoreError::Failed("limiter down".into()));
         }
