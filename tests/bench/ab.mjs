@@ -1,4 +1,4 @@
-// `node tests/bench/ab.mjs name=entry.mjs[@path][#jwt] ...`: a concurrent A/B of Workers builds
+// `node tests/bench/ab.mjs name=entry.mjs[@path][#jwt][!429] ...`: a concurrent A/B of Workers builds
 // (or of Spin components: `name=component.wasm[@path]`, on the bench's Spin test host),
 // for ranking changes smaller than the sequential bench's spread (its rounds differ by up to
 // ±15 % on the 2-core machine, because the host's speed drifts within minutes and a workerd
@@ -9,7 +9,8 @@
 // alike. Prints each round, then each subject's mean and its median ratio to the first subject
 // over the rounds (with the range).
 // List a subject twice to see the method's own noise (a median within ±2 % of 1 is typical at
-// 8 rounds). `#jwt` sends the bench's ES256 token.
+// 8 rounds). `#jwt` sends the bench's ES256 token; `!429` says every answer after the probe is
+// a 429 (a client past its limit: the probe takes the one request the route allows).
 //
 // AB_SECONDS (6) and AB_ROUNDS (8) bound the run; AB_PERF=1 also samples every workerd during
 // the first round with `perf record` (cpu-clock, call stacks) and prints where each subject's
@@ -27,11 +28,11 @@ const run = promisify(execFile);
 const seconds = Number(process.env.AB_SECONDS ?? "6");
 const rounds = Number(process.env.AB_ROUNDS ?? "8");
 const specs = process.argv.slice(2).map((arg) => {
-  const m = arg.match(/^([\w-]+)=([^@#]+)(?:@([^#]+))?(#jwt)?$/);
-  if (!m) throw new Error(`usage: name=entry.mjs[@path][#jwt], not ${arg}`);
-  return { name: m[1], entry: path.resolve(m[2]), route: m[3] ?? "/proxy/items?x=1", jwt: Boolean(m[4]) };
+  const m = arg.match(/^([\w-]+)=([^@#!]+)(?:@([^#!]+))?(#jwt)?(!429)?$/);
+  if (!m) throw new Error(`usage: name=entry.mjs[@path][#jwt][!429], not ${arg}`);
+  return { name: m[1], entry: path.resolve(m[2]), route: m[3] ?? "/proxy/items?x=1", jwt: Boolean(m[4]), refused: Boolean(m[5]) };
 });
-if (specs.length === 0) throw new Error("usage: node tests/bench/ab.mjs name=entry.mjs[@path][#jwt] ...");
+if (specs.length === 0) throw new Error("usage: node tests/bench/ab.mjs name=entry.mjs[@path][#jwt][!429] ...");
 
 const upstream = await startUpstream();
 const token = await benchToken();
@@ -72,8 +73,8 @@ for (let round = 0; round < rounds; round++) {
   await perf;
   const line = subjects.map((s, i) => {
     const requests = Number(outs[i].stdout.match(/(\d+) requests in/)[1]);
-    const non2xx = outs[i].stdout.match(/Non-2xx or 3xx responses: (\d+)/);
-    if (non2xx) throw new Error(`${s.name}: ${non2xx[1]} answers were not 2xx`);
+    const non2xx = Number(outs[i].stdout.match(/Non-2xx or 3xx responses: (\d+)/)?.[1] ?? 0);
+    if (non2xx !== (s.refused ? requests : 0)) throw new Error(`${s.name}: ${non2xx} of ${requests} answers were not 2xx`);
     const us = ((ticksOf([s.pid]) - before[i]) * 10_000) / requests;
     cpu[s.name].push(us);
     return `${s.name} ${us.toFixed(0)} µs`;
