@@ -40,6 +40,7 @@ const headerArgs = (spec) => wrkHeaders({ ...browserHeaders, ...(spec.jwt ? { au
 // The Durable Object classes each kind of Workers subject exports (none for the bare ones).
 const durableObjects = (entry) =>
   /hono/.test(entry) ? { LIMITER: { className: "Limiter", useSQLite: true } }
+    : /limit-floor/.test(entry) ? { COUNTER: { className: "Counter", useSQLite: true } }
     : /passthrough|mimic/.test(entry) ? {}
       : { EDGEGATE_LIMITER: { className: "EdgegateLimiter", useSQLite: true } };
 
