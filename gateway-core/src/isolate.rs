@@ -83,3 +83,16 @@ fn pool_state<'a>(pools: &'a mut Vec<PoolState>, gateway: &Gateway, pool: usize)
     }
     Some(state)
 }
+
+/// Room for one more entry in a per-isolate memory bounded to `capacity` entries: at the bound,
+/// the entries no longer `live` are dropped. Whether there is room now.
+pub(crate) fn make_room<K: Eq + std::hash::Hash, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    capacity: usize,
+    live: impl Fn(&V) -> bool,
+) -> bool {
+    if map.len() >= capacity {
+        map.retain(|_, value| live(value));
+    }
+    map.len() < capacity
+}

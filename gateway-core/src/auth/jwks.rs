@@ -138,12 +138,11 @@ impl KeyCache {
 
     pub fn remember(&self, token: &str, verified: VerifiedToken) {
         let mut map = self.verified.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if map.len() >= VERIFIED_CAPACITY {
-            let now = verified.verified_at;
-            map.retain(|_, hit| now.saturating_sub(hit.verified_at) < VERIFIED_TTL_MS);
-            if map.len() >= VERIFIED_CAPACITY {
-                map.clear();
-            }
+        let now = verified.verified_at;
+        if !crate::isolate::make_room(&mut map, VERIFIED_CAPACITY, |hit| {
+            now.saturating_sub(hit.verified_at) < VERIFIED_TTL_MS
+        }) {
+            map.clear();
         }
         map.insert(token.into(), verified);
     }

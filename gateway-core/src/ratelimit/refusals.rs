@@ -89,11 +89,10 @@ impl Refusals {
             }
             return;
         }
-        if by_key.len() >= Self::CAPACITY {
-            by_key.retain(|_, refusal| asked_at >= refusal.asked_at && asked_at < refusal.until);
-            if by_key.len() >= Self::CAPACITY {
-                return;
-            }
+        if !crate::isolate::make_room(&mut by_key, Self::CAPACITY, |refusal| {
+            asked_at >= refusal.asked_at && asked_at < refusal.until
+        }) {
+            return;
         }
         by_key.insert(key.into(), Refusal { asked_at, until, rules: decision.rules.clone() });
     }
