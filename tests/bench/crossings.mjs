@@ -9,7 +9,9 @@
 // back (the body then streams inside the runtime).
 //
 // With CROSSINGS_MAX=route=n,... it exits non-zero when a route crosses more often than n,
-// which keeps "a few crossings per request, not one per header" from eroding unseen.
+// which keeps "a few crossings per request, not one per header" from eroding unseen; with
+// CROSSINGS_NEVER=route:import,... when a route calls that import at all (refused:eg_limit: a
+// remembered refusal asks no Durable Object).
 import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -85,6 +87,7 @@ const routes = [
   ["refused", "/jwt-refused/items?x=1", bearer],
 ];
 const limits = Object.fromEntries((process.env.CROSSINGS_MAX ?? "").split(",").filter(Boolean).map((item) => item.split("=")).map(([k, v]) => [k, Number(v)]));
+const never = (process.env.CROSSINGS_NEVER ?? "").split(",").filter(Boolean).map((item) => item.split(":"));
 const failures = [];
 console.log("JS↔wasm crossings of one request (the third of each route, every cache warm), with the browser's 12 headers:");
 for (const [name, route, headers] of routes) {
@@ -101,6 +104,9 @@ for (const [name, route, headers] of routes) {
   console.log(`\n${name} (${route}): ${all} crossings, ${total("into JS")} into JS and ${total("into wasm")} into the wasm`);
   for (const [what, n] of Object.entries(crossings).sort((a, b) => b[1] - a[1])) console.log(`  ${String(n).padStart(3)}  ${what}`);
   if (limits[name] !== undefined && all > limits[name]) failures.push(`${name}: ${all} crossings, at most ${limits[name]} expected`);
+  for (const [route, call] of never) {
+    if (route === name && crossings[`into JS: ${call}`]) failures.push(`${name}: called ${call}, which it never should`);
+  }
 }
 await worker.stop();
 upstream.close();
