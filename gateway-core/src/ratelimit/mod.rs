@@ -233,12 +233,10 @@ pub(crate) async fn enforce<P: Platform>(
             persistence: policy.persistence,
             backend: policy.backend.clone(),
         };
-        let remembered = match policy.backend {
-            Backend::Exact => refusals.recall(&key, request.now),
-            // The binding's own answer is local and cheap; it is asked every time.
-            Backend::CloudflareBinding { .. } => None,
-        };
-        let decision = match remembered {
+        // Only the exact limiter's refusals are remembered: the binding's own answer is local
+        // and cheap, so it is asked every time.
+        let exact = policy.backend == Backend::Exact;
+        let decision = match exact.then(|| refusals.recall(&key, request.now)).flatten() {
             Some(decision) => {
                 explain(platform, "rate-limit", || {
                     format!(
@@ -250,7 +248,7 @@ pub(crate) async fn enforce<P: Platform>(
             }
             None => {
                 let Some(decision) = decide_or_fail(platform, policy, &key, &request).await? else { continue };
-                if policy.backend == Backend::Exact {
+                if exact {
                     refusals.learn(&key, request.now, &decision);
                 }
                 decision
